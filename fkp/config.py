@@ -1,0 +1,27 @@
+"""Composing fkp's Hydra configs outside `@hydra.main` (tools, notebooks, tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fkp import CONF_DIR
+from fkp.errors import FkpError
+
+
+def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> DictConfig:
+    """The config made of the named group options plus command-line style overrides.
+
+    groups: e.g. {"data": "youtube_faces", "paths": "default"}.
+    """
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(overrides=[f"+{g}={o}" for g, o in groups.items()] + list(overrides))
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise FkpError(f"config: {e}".replace("\n", " ")) from None
+    return cfg

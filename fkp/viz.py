@@ -1,0 +1,86 @@
+"""Pictures of keypoints: one face, or a grid of faces with ground truth and predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fkp.errors import FkpError
+from fkp.landmarks import PARTS
+
+GREEN = (0, 200, 0)
+MAGENTA = (255, 0, 255)
+
+
+def draw_keypoints(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    color: tuple[int, int, int] = GREEN,
+    parts: bool = True,
+    radius: int | None = None,
+) -> np.ndarray:
+    """A copy of the RGB image with the points (and the part outlines) drawn on it.
+
+    image: (H, W, 3) uint8 RGB; keypoints: (68, 2) pixels. Drawing is anti-aliased at
+    sub-pixel precision so small faces stay readable.
+    """
+    out = np.ascontiguousarray(image.copy())
+    shift = 4  # sub-pixel bits for cv2 drawing
+    pts = np.round(np.asarray(keypoints, dtype=np.float64) * (1 << shift)).astype(np.int32)
+    size = max(image.shape[:2])
+    radius = radius or max(1, round(size / 120))
+    thickness = max(1, round(size / 250))
+    if parts:
+        for first, last, closed in PARTS.values():
+            cv2.polylines(
+                out, [pts[first : last + 1]], closed, color, thickness, cv2.LINE_AA, shift
+            )
+    for x, y in pts:
+        cv2.circle(out, (int(x), int(y)), radius << shift, color, -1, cv2.LINE_AA, shift)
+    return out
+
+
+def make_grid(
+    images: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray] | None = None,
+    predicted: Sequence[np.ndarray] | None = None,
+    titles: Sequence[str] | None = None,
+    columns: int | None = None,
+    tile: int = 224,
+) -> np.ndarray:
+    """Tile RGB images into one RGB picture: ground truth in green, predictions in magenta.
+
+    images: N arrays (H, W, 3) uint8; truth, predicted: N arrays (68, 2) pixels of each image.
+    Each image is scaled to `tile` pixels on its longer side before drawing.
+    """
+    n = len(images)
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    grid = np.full((rows * tile, columns * tile, 3), 255, dtype=np.uint8)
+    for i, image in enumerate(images):
+        scale = tile / max(image.shape[:2])
+        shown = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if truth is not None:
+            shown = draw_keypoints(shown, np.asarray(truth[i]) * scale, GREEN)
+        if predicted is not None:
+            shown = draw_keypoints(shown, np.asarray(predicted[i]) * scale, MAGENTA, parts=False)
+        if titles is not None:
+            cv2.putText(shown, titles[i], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (255, 255, 0), 1, cv2.LINE_AA)  # fmt: skip
+        r, c = divmod(i, columns)
+        h, w = shown.shape[:2]
+        grid[r * tile : r * tile + h, c * tile : c * tile + w] = shown
+    return grid
+
+
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an RGB image (PNG, JPEG, ... by extension), creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise FkpError(f"{path}: could not write the image; use a .png or .jpg name in a writable folder.")
+    return path
