@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
+from hydra.errors import HydraException, InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -25,3 +27,17 @@ def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> Dic
     except (HydraException, OmegaConfBaseException) as e:
         raise FkpError(f"config: {e}".replace("\n", " ")) from None
     return cfg
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate`, with user mistakes raised as one-line `FkpError`s.
+
+    Hydra wraps whatever the constructor raised; an FkpError inside comes out as it was, and
+    any other failure (a misspelt argument, say) is named with the config key it came from.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, FkpError):
+            raise e.__cause__ from None
+        raise FkpError(f"config: {' '.join(str(e).split())}") from None

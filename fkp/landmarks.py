@@ -24,7 +24,9 @@ PARTS: dict[str, tuple[int, int, bool]] = {
 }
 
 KEYPOINT_NAMES: tuple[str, ...] = tuple(
-    f"{part}_{i - first}" for part, (first, last, _) in PARTS.items() for i in range(first, last + 1)
+    f"{part}_{i - first}"
+    for part, (first, last, _) in PARTS.items()
+    for i in range(first, last + 1)
 )
 
 # Points that trade places when the face is mirrored; points on the midline map to themselves.

@@ -82,5 +82,7 @@ def save_image(path: str | Path, image: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise FkpError(f"{path}: could not write the image; use a .png or .jpg name in a writable folder.")
+        raise FkpError(
+            f"{path}: could not write the image; use a .png or .jpg name in a writable folder."
+        )
     return path

@@ -67,7 +67,9 @@ def test_checksum_mismatch_installs_nothing(data_dir, tmp_path, server):
     handler, url = server
     handler.body = _release_zip(data_dir, tmp_path / "r.zip", tamper=True).read_bytes()
     target = tmp_path / "data" / "youtube_faces"
-    with pytest.raises(FkpError, match=rf"{TEST_CSV} has SHA-256 .*expected {RELEASE_SHA256[TEST_CSV]}"):
+    with pytest.raises(
+        FkpError, match=rf"{TEST_CSV} has SHA-256 .*expected {RELEASE_SHA256[TEST_CSV]}"
+    ):
         ensure_dataset(target, url=url)
     assert _leftovers(target.parent) == []
 

@@ -122,7 +122,9 @@ def test_dataset_asymmetry_keeps_its_sign_under_flips(data_dir):
     keypoints = table.keypoints[:200]
     before = _asymmetry(keypoints)
     flip = KeypointTransform(64, [A.HorizontalFlip(p=1)], grayscale=True)
-    after = np.stack([flip(im, flip.box_for(k), k)["keypoints"] for im, k in zip(images, keypoints)])
+    after = np.stack(
+        [flip(im, flip.box_for(k), k)["keypoints"] for im, k in zip(images, keypoints)]
+    )
     assert before < 0 and _asymmetry(after) < 0
     # without the relabelling the sign would turn: mirror the points and keep their labels
     assert _asymmetry(after[:, FLIP_INDEX]) > 0
