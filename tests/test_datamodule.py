@@ -4,7 +4,7 @@ import torch
 
 import fkp.data.io as io
 from fkp.config import build, compose_config
-from fkp.data import FaceKeypointsDataModule, to_image
+from fkp.data import FaceKeypointsDataModule, KeypointsDataset, to_image
 from fkp.data.io import person_of
 from fkp.errors import FkpError
 
@@ -80,10 +80,10 @@ def test_images_are_decoded_once_for_all_epochs(tiny_data, monkeypatch):
 def test_workers_draw_different_augmentations(tiny_data):
     dm = _datamodule(tiny_data, "data.num_workers=2", "data.batch_size=2")
     dm.setup("fit")
-    data = dm.datasets["train"]
-    data.images = [data.images[0]] * 4  # four copies of one face
-    data.keypoints, data.boxes = data.keypoints[[0] * 4], data.boxes[[0] * 4]
-    data.names = data.names[:1] * 4
+    train = dm.datasets["train"]
+    data = KeypointsDataset(  # four copies of one face
+        train.images[:1] * 4, train.keypoints[[0] * 4], train.names[:1] * 4, train.transform
+    )
     loader = torch.utils.data.DataLoader(
         data, batch_size=2, num_workers=2, worker_init_fn=dm.train_dataloader().worker_init_fn
     )

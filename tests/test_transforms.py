@@ -6,6 +6,7 @@ import torch
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.data.transforms import (
     KeypointTransform,
+    RandomSimilarity,
     box_affine,
     denormalise,
     normalise,
@@ -56,16 +57,17 @@ def test_eval_transform_maps_back_to_original_pixels(faces):
     assert back.shape == (2, 68, 2) and (back - torch.from_numpy(kp)).abs().max() < 1e-3
 
 
-def test_random_affine_augmentation_maps_back_exactly(faces):
+@pytest.mark.parametrize(
+    "affine",
+    [
+        A.Affine(rotate=(-30, 30), scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), p=1),
+        RandomSimilarity(rotate=(-30, 30), scale=(0.8, 1.2), translate=(-0.1, 0.1), p=1),
+    ],
+)
+def test_random_affine_augmentation_maps_back_exactly(faces, affine):
     images, keypoints = faces
     t = KeypointTransform(
-        64,
-        [
-            A.RandomCrop(64, 64),
-            A.HorizontalFlip(p=0.5),
-            A.Affine(rotate=(-30, 30), scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), p=1),
-        ],
-        frame_scale=1.25,
+        64, [A.RandomCrop(64, 64), A.HorizontalFlip(p=0.5), affine], frame_scale=1.25
     )
     t.reseed(0)
     mirrored = 0
@@ -149,3 +151,17 @@ def test_to_pixels_undoes_input_normalisation(faces):
     pixels = t.to_pixels(out["image"])
     assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8
     assert "keypoints" not in out  # prediction: no labels needed
+
+
+def test_random_similarity_moves_image_and_points_together():
+    image = np.zeros((64, 64), np.uint8)
+    image[20, 40] = 255
+    pipeline = A.Compose(
+        [RandomSimilarity(rotate=(-40, 40), scale=(0.7, 1.3), translate=(-0.1, 0.1), p=1)],
+        keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
+    )
+    pipeline.set_random_seed(1)
+    for _ in range(5):
+        out = pipeline(image=image, keypoints=np.array([[40.0, 20.0]], np.float32))
+        y, x = np.unravel_index(out["image"].argmax(), out["image"].shape)
+        assert np.abs(np.array([x, y]) - out["keypoints"][0]).max() <= 1.0
