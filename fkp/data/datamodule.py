@@ -1,0 +1,218 @@
+"""The YouTube Faces keypoints (or any CSV + image folder in its layout) as a LightningDataModule."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import albumentations as A
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
+from fkp.data.io import KeypointTable, load_images, person_of, read_keypoints_csv
+from fkp.data.transforms import KeypointTransform
+from fkp.errors import FkpError
+from fkp.landmarks import FLIP_INDEX
+
+log = logging.getLogger(__name__)
+
+
+class KeypointsDataset(Dataset):
+    """Faces framed once and held in memory, augmented on every access.
+
+    images: N decoded images (RGB, or `transform.prepare`d); keypoints: (N, 68, 2) original
+    pixels. Each face is framed around its labelled points when the data set is made.
+    A sample holds image (C, S, S), keypoints (68, 2) in [-1, 1], affine (2, 3) original ->
+    input pixels, points (68, 2) original pixels relabelled like keypoints, name, index.
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        keypoints: np.ndarray,
+        names: list[str],
+        transform: KeypointTransform,
+    ) -> None:
+        self.images = images
+        self.keypoints = keypoints
+        self.names = names
+        self.transform = transform
+        framed = [transform.frame(im, box) for im, box in zip(images, transform.box_for(keypoints))]
+        self.frames = [frame for frame, _ in framed]
+        self.frame_affines = [affine for _, affine in framed]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.transform.from_frame(
+            self.frames[index], self.frame_affines[index], self.keypoints[index]
+        )
+        points = self.keypoints[index]
+        sample["points"] = points[FLIP_INDEX] if sample.pop("mirrored") else points
+        sample["name"] = self.names[index]
+        sample["index"] = index
+        return sample
+
+    def reseed(self, seed: int) -> None:
+        self.transform.reseed(seed)
+
+
+def _seed_worker(_: int) -> None:
+    # Forked workers would otherwise all inherit the same albumentations random state.
+    info = get_worker_info()
+    info.dataset.reseed(info.seed)
+
+
+class FaceKeypointsDataModule(pl.LightningDataModule):
+    """Train / val / test splits of a keypoints data set, decoded once and cached in memory.
+
+    The folder holds `train_csv` with its images under `train_images`, and `test_csv` with
+    `test_images`. Validation comes from the training CSV: split by person (default; frames of
+    one person never straddle train and val), by frame, or `val_split=test` to validate on the
+    test set as the original write-up did.
+
+    image_size, grayscale, margin, frame_scale, mean, std: the framing and input format,
+    shared by the training transform (framing + `train_transforms`) and the evaluation one
+    (framing + `eval_transforms`); see `KeypointTransform`. Prediction rebuilds
+    `eval_transform` from the same settings, so it sees faces exactly as evaluation does.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        image_size: int = 224,
+        grayscale: bool = True,
+        margin: float = 0.5,
+        frame_scale: float = 1.0,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        train_transforms: Sequence[A.BasicTransform] = (),
+        eval_transforms: Sequence[A.BasicTransform] = (),
+        train_csv: str = TRAIN_CSV,
+        test_csv: str = TEST_CSV,
+        train_images: str = "training",
+        test_images: str = "test",
+        val_split: Literal["person", "frame", "test"] = "person",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        limit: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        download: bool = True,
+        url: str = RELEASE_URL,
+    ) -> None:
+        super().__init__()
+        if val_split not in ("person", "frame", "test"):
+            raise FkpError(f"data.val_split={val_split!r} is unknown; use person, frame or test.")
+        if val_split != "test" and not 0 < val_fraction < 1:
+            raise FkpError(f"data.val_fraction={val_fraction} must lie between 0 and 1.")
+        self.data_dir = Path(data_dir).expanduser()
+        shared = dict(
+            image_size=image_size,
+            frame_scale=frame_scale,
+            grayscale=grayscale,
+            mean=mean,
+            std=std,
+            margin=margin,
+        )
+        self.train_transform = KeypointTransform(transforms=train_transforms, **shared)
+        self.eval_transform = KeypointTransform(transforms=eval_transforms, **shared)
+        self.files = {"train": (train_csv, train_images), "test": (test_csv, test_images)}
+        self.val_split = val_split
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.limit = limit
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.download = download
+        self.url = url
+        self._tables: dict[str, KeypointTable] = {}
+        self._images: dict[str, list[np.ndarray]] = {}
+        self.datasets: dict[str, KeypointsDataset] = {}
+
+    def prepare_data(self) -> None:
+        ensure_dataset(self.data_dir, download=self.download, url=self.url)
+
+    def _load(self, which: str) -> tuple[KeypointTable, list[np.ndarray]]:
+        """Read and decode one CSV's images, once for the life of the module."""
+        if which not in self._tables:
+            if not self.data_dir.is_dir():
+                self.prepare_data()
+            csv_name, image_folder = self.files[which]
+            table = read_keypoints_csv(self.data_dir / csv_name)
+            if self.limit:
+                table = table.subset(np.arange(min(self.limit, len(table))))
+            log.info("decoding %d images of %s", len(table), table.csv_path.name)
+            images = load_images(table, self.data_dir / image_folder)
+            self._tables[which] = table
+            self._images[which] = [self.train_transform.prepare(im) for im in images]
+        return self._tables[which], self._images[which]
+
+    def _dataset(self, which: str, rows: np.ndarray | None, transform: KeypointTransform):
+        table, images = self._load(which)
+        if rows is not None:
+            table, images = table.subset(rows), [images[i] for i in rows]
+        return KeypointsDataset(images, table.keypoints, table.names, transform)
+
+    def val_rows(self, names: list[str]) -> np.ndarray:
+        """Boolean mask over the training CSV's rows that go to validation."""
+        rng = np.random.default_rng(self.seed)
+        if self.val_split == "frame":
+            mask = np.zeros(len(names), dtype=bool)
+            mask[rng.permutation(len(names))[: max(1, round(len(names) * self.val_fraction))]] = True
+            return mask
+        persons = np.array([person_of(n) for n in names])
+        unique = np.unique(persons)
+        chosen = rng.permutation(unique)[: max(1, round(len(unique) * self.val_fraction))]
+        return np.isin(persons, chosen)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and "train" not in self.datasets:
+            if self.val_split == "test":
+                self.datasets["train"] = self._dataset("train", None, self.train_transform)
+                self.datasets["val"] = self._dataset("test", None, self.eval_transform)
+            else:
+                table, _ = self._load("train")
+                val = self.val_rows(table.names)
+                if val.all():
+                    raise FkpError(
+                        f"{table.csv_path}: too few people or rows to split off validation; "
+                        "lower data.val_fraction or use data.val_split=test."
+                    )
+                train_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
+                self.datasets["train"] = self._dataset("train", train_rows, self.train_transform)
+                self.datasets["val"] = self._dataset("train", val_rows, self.eval_transform)
+        if stage in (None, "test", "predict") and "test" not in self.datasets:
+            self.datasets["test"] = self._dataset("test", None, self.eval_transform)
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.datasets[split]
+        if train:
+            dataset.reseed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,  # batchnorm needs 2+ samples
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            worker_init_fn=_seed_worker if self.num_workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,160 @@
+"""Reading keypoint CSVs and images, with errors that name the file, line and column."""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fkp.errors import FkpError
+from fkp.landmarks import NUM_KEYPOINTS
+
+NUM_COLUMNS = 1 + 2 * NUM_KEYPOINTS
+_PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
+
+
+@dataclass
+class KeypointTable:
+    """One keypoints CSV: names[i] is the image file of keypoints[i].
+
+    keypoints: (N, 68, 2) float32, (x, y) in original-image pixels.
+    lines: (N,) the 1-based line of each row in the CSV, for error messages.
+    """
+
+    csv_path: Path
+    names: list[str]
+    keypoints: np.ndarray
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, index: np.ndarray | list[int]) -> KeypointTable:
+        index = np.asarray(index, dtype=int)
+        return KeypointTable(
+            self.csv_path, [self.names[i] for i in index], self.keypoints[index], self.lines[index]
+        )
+
+
+def _column_label(column: int) -> str:
+    point, axis = divmod(column - 1, 2)
+    return f"column {column + 1} ({'xy'[axis]} of keypoint {point})"
+
+
+def read_keypoints_csv(path: str | Path) -> KeypointTable:
+    """Parse a CSV with a header row, then rows of: image name, x0, y0, ..., x67, y67."""
+    path = Path(path)
+    if not path.is_file():
+        raise FkpError(f"{path}: keypoints CSV not found; check the data directory setting.")
+    # Row structure first, with the csv module: pandas silently pads short rows.
+    with path.open(newline="") as f:
+        rows = [(n, len(r)) for n, r in enumerate(csv.reader(f), start=1) if r]
+    if not rows:
+        raise FkpError(f"{path}: the file is empty; expected a header row and one row per image.")
+    for line, n_fields in rows:
+        if n_fields != NUM_COLUMNS:
+            raise FkpError(
+                f"{path}, line {line}: {n_fields} columns, expected {NUM_COLUMNS} "
+                f"(image name then x0,y0,...,x67,y67); fix or remove that row."
+            )
+    lines = np.array([line for line, _ in rows[1:]], dtype=int)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    names = frame.iloc[:, 0].str.strip()
+    values = frame.iloc[:, 1:].apply(lambda s: s.str.strip())
+
+    empty = names == ""
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise FkpError(f"{path}, line {lines[row]}, column 1: empty image name; fill it in.")
+    numbers = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        cell = values.iat[row, col]
+        what = "empty cell" if cell == "" else f"{cell!r} is not a finite number"
+        raise FkpError(
+            f"{path}, line {lines[row]}, {_column_label(col + 1)}: {what}; "
+            "every coordinate must be a number in pixels."
+        )
+    dup = names.duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        first = int(np.flatnonzero((names == names.iat[row]).to_numpy())[0])
+        raise FkpError(
+            f"{path}, line {lines[row]}, column 1: image {names.iat[row]!r} is listed again "
+            f"(first on line {lines[first]}); remove the duplicate row."
+        )
+    keypoints = numbers.astype(np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+    return KeypointTable(path, names.tolist(), keypoints, lines)
+
+
+def person_of(name: str) -> str:
+    """The person a frame shows: the file name without its trailing `_NN.jpg`."""
+    stem = Path(name).name
+    return _PERSON_SUFFIX.sub("", stem) if _PERSON_SUFFIX.search(stem) else Path(stem).stem
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decode an image by its content, whatever its extension says.
+
+    Returns (H, W, 3) uint8 in RGB order. PNG (with or without alpha), WebP, JPEG, grayscale
+    and 16-bit files all come out this way; alpha is dropped (the release's is constant 255).
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise FkpError(f"{path}: cannot read the file ({e.strerror}).") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise FkpError(f"{path}: not a readable image (corrupt or not an image file); replace it.")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_images_exist(table: KeypointTable, image_dir: Path) -> None:
+    """Raise one error that lists every image the CSV names but the folder lacks."""
+    missing = [n for n in table.names if not (image_dir / n).is_file()]
+    if missing:
+        raise FkpError(
+            f"{table.csv_path}: {len(missing)} listed image(s) missing from {image_dir}: "
+            f"{', '.join(missing)}; add them or remove their rows."
+        )
+
+
+def load_images(table: KeypointTable, image_dir: Path, workers: int = 4) -> list[np.ndarray]:
+    """Decode every image of the table (in threads: OpenCV releases the GIL while decoding)."""
+    check_images_exist(table, image_dir)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        images = list(pool.map(decode_image, (image_dir / n for n in table.names)))
+    warn_points_outside(table, images)
+    return images
+
+
+def warn_points_outside(table: KeypointTable, images: list[np.ndarray]) -> int:
+    """Count rows with a keypoint outside its image and say so once; such rows are kept."""
+    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32)  # (N, 2) = (W, H)
+    kp = table.keypoints
+    outside = ((kp < 0) | (kp > sizes[:, None, :])).any(axis=(1, 2))
+    count = int(outside.sum())
+    if count:
+        warnings.warn(
+            f"{table.csv_path}: {count} of {len(table)} rows have keypoints outside their image "
+            "(kept as they are).",
+            stacklevel=2,
+        )
+    return count

@@ -1,0 +1,282 @@
+"""From an original image and a face box to a model input, and back.
+
+The geometry has one source of truth, used by training, metrics and prediction alike:
+
+1. Framing: a square box (cx, cy, side) in original-image pixels, from the labelled points
+   (training, ground-truth-box evaluation) or from a face detector (prediction), is warped to
+   a `frame_size` square; borders are padded, never shifted. Being deterministic, data sets
+   do it once and cache the frames.
+2. An albumentations pipeline from the Hydra config (random for training, deterministic for
+   evaluation and prediction) crops/augments that frame to `image_size`.
+3. Keypoints of the input image are normalised to [-1, 1] by `normalise` and come back with
+   `denormalise`.
+
+Every sample carries `affine` (2, 3): original-image pixels -> input pixels, measured by
+sending three anchor points through the whole chain. `to_image` inverts it, so predictions map
+back to original pixels exactly whatever affine steps the pipeline holds. A mirroring step
+(negative determinant) also relabels the points with `FLIP_INDEX`, which albumentations does
+not do.
+
+Pixel convention: integer coordinates are pixel centres, so an image of width W spans
+x in [-0.5, W - 0.5]; albumentations' flips (x -> W - 1 - x) follow the same convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+from fkp.landmarks import FLIP_INDEX, NUM_KEYPOINTS
+
+# All 68 points always survive, inside the image or not.
+KEYPOINTS = A.KeypointParams(format="xy", remove_invisible=False)
+_ANCHORS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+
+
+def normalise(points: np.ndarray | torch.Tensor, size: int) -> np.ndarray | torch.Tensor:
+    """Input-image pixels -> [-1, 1]; a mirror about the image centre is a sign change."""
+    return (2 * points - (size - 1)) / size
+
+
+def denormalise(points: np.ndarray | torch.Tensor, size: int) -> np.ndarray | torch.Tensor:
+    """[-1, 1] -> input-image pixels (inverse of `normalise`)."""
+    return (points * size + (size - 1)) / 2
+
+
+def square_box(points: np.ndarray, margin: float) -> np.ndarray:
+    """A square around the points, its side the larger extent times (1 + margin).
+
+    points: (..., K, 2) pixels. Returns (..., 3): centre x, centre y, side, in pixels.
+    """
+    lo, hi = points.min(axis=-2), points.max(axis=-2)
+    centre = (lo + hi) / 2
+    side = (hi - lo).max(axis=-1, keepdims=True) * (1 + margin)
+    return np.concatenate([centre, np.maximum(side, 1.0)], axis=-1).astype(np.float32)
+
+
+def box_affine(box: np.ndarray, size: int) -> np.ndarray:
+    """(2, 3) affine taking the square box (cx, cy, side) onto a `size` x `size` image."""
+    cx, cy, side = (float(v) for v in box)
+    s = size / side
+    c = (size - 1) / 2
+    return np.array([[s, 0.0, c - s * cx], [0.0, s, c - s * cy]], dtype=np.float64)
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """points: (..., 2) -> (..., 2) under a (2, 3) affine."""
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def _to_3x3(affine: np.ndarray | torch.Tensor):
+    if isinstance(affine, torch.Tensor):
+        bottom = affine.new_tensor([0.0, 0.0, 1.0]).expand(*affine.shape[:-2], 1, 3)
+        return torch.cat([affine, bottom], dim=-2)
+    bottom = np.broadcast_to([0.0, 0.0, 1.0], (*affine.shape[:-2], 1, 3))
+    return np.concatenate([affine, bottom], axis=-2)
+
+
+def to_image(
+    points: np.ndarray | torch.Tensor, affine: np.ndarray | torch.Tensor, size: int
+) -> np.ndarray | torch.Tensor:
+    """Normalised model-frame points -> original-image pixels.
+
+    points: (..., 68, 2) in [-1, 1]; affine: (..., 2, 3) original -> input pixels, as the
+    transform returned it; size: the input image size.
+    """
+    pixels = denormalise(points, size)
+    if isinstance(affine, torch.Tensor):
+        inverse = torch.linalg.inv(_to_3x3(affine.to(torch.float64)))[..., :2, :]
+        pixels = pixels.to(torch.float64)
+        out = pixels @ inverse[..., :2].transpose(-1, -2) + inverse[..., None, :, 2]
+        return out.to(points.dtype)
+    inverse = np.linalg.inv(_to_3x3(np.asarray(affine, dtype=np.float64)))[..., :2, :]
+    return pixels @ np.swapaxes(inverse[..., :2], -1, -2) + inverse[..., None, :, 2]
+
+
+def _affine_from_anchors(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The (2, 3) affine that moves the three src points onto dst."""
+    m = np.hstack([src, np.ones((3, 1))]).astype(np.float64)
+    return np.linalg.solve(m, dst.astype(np.float64)).T
+
+
+class RandomSimilarity(A.DualTransform):
+    """Rotate, scale and shift about the image centre, in one warp, moving keypoints alike.
+
+    The draws match `A.Affine(rotate=..., scale=..., translate_percent=...)`; this lean version
+    exists for speed: for a 224 px face albumentations' general Affine spends longer on its
+    bookkeeping than on the warp itself (bench/data_pipeline.py measures the difference).
+
+    Args:
+        rotate: degree range, counter-clockwise positive as in OpenCV.
+        scale: zoom factor range.
+        translate: shift range as a fraction of the image side, drawn for x and y apart.
+        fill: value of the pixels uncovered at the borders.
+    """
+
+    def __init__(
+        self,
+        rotate: tuple[float, float] = (-15.0, 15.0),
+        scale: tuple[float, float] = (0.9, 1.1),
+        translate: tuple[float, float] = (-0.05, 0.05),
+        fill: float = 0,
+        p: float = 0.5,
+    ) -> None:
+        super().__init__(p=p)
+        self.rotate, self.scale, self.translate, self.fill = (
+            tuple(rotate),
+            tuple(scale),
+            tuple(translate),
+            fill,
+        )
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        h, w = params["shape"][:2]
+        draw = self.py_random.uniform
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), draw(*self.rotate), draw(*self.scale))
+        matrix[:, 2] += (draw(*self.translate) * w, draw(*self.translate) * h)
+        return {"matrix": matrix}
+
+    def apply(self, img: np.ndarray, matrix: np.ndarray, **params) -> np.ndarray:
+        h, w = img.shape[:2]
+        out = cv2.warpAffine(
+            img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self.fill,
+        )  # fmt: skip
+        return out.reshape(img.shape)
+
+    def apply_to_keypoints(self, keypoints: np.ndarray, matrix: np.ndarray, **params) -> np.ndarray:
+        out = keypoints.copy()
+        out[:, :2] = apply_affine(matrix, keypoints[:, :2])
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("rotate", "scale", "translate", "fill")
+
+
+class KeypointTransform:
+    """Original image + square face box -> model input, normalised keypoints and the mapping back.
+
+    Args:
+        image_size: side of the model input in pixels.
+        frame_scale: the box is warped to a frame of image_size * frame_scale pixels before
+            `transforms` run (the write-up rescales to 250 and crops 224: 250 / 224).
+        transforms: albumentations transforms, applied in order to the frame. Geometric ones
+            should be affine for the mapping back to be exact.
+        grayscale: one input channel instead of three (RGB).
+        mean, std: per-channel input normalisation on the [0, 1] scale; three values are
+            averaged into one for grayscale.
+        margin: how much larger than the points' extent the box drawn around labelled
+            points is (`square_box`); the same framing a detector box must be brought to.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        transforms: Sequence[A.BasicTransform] = (),
+        frame_scale: float = 1.0,
+        grayscale: bool = False,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        margin: float = 0.25,
+    ) -> None:
+        self.image_size = int(image_size)
+        self.frame_size = max(self.image_size, round(self.image_size * frame_scale))
+        self.grayscale = grayscale
+        self.margin = margin
+        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        if grayscale:
+            mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
+        self._scale = torch.from_numpy(1.0 / (255.0 * std)).float()[:, None, None]  # (C, 1, 1)
+        self._shift = torch.from_numpy(-mean / std).float()[:, None, None]
+        self.pipeline = (
+A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
+        )
+
+    def reseed(self, seed: int) -> None:
+        """albumentations draws from its own generators; seed them for reproducible samples."""
+        if self.pipeline is not None:
+            self.pipeline.set_random_seed(seed % 2**32)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """RGB (H, W, 3) or gray (H, W) uint8 -> (H, W) if grayscale, else (H, W, 3) RGB.
+
+        Data sets cache prepared images, so grayscale training converts each image once.
+        """
+        if self.grayscale and image.ndim == 3:
+            return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if not self.grayscale and image.ndim == 2:
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return image
+
+    def box_for(self, keypoints: np.ndarray) -> np.ndarray:
+        """The training framing of labelled points: (..., 68, 2) -> (..., 3)."""
+        return square_box(keypoints, self.margin)
+
+    def frame(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the square box to the frame (step 1); deterministic, so data sets cache it.
+
+        image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,) cx, cy, side in pixels.
+        Returns the frame (F, F[, 3]) uint8 and its (2, 3) affine, original -> frame pixels.
+        """
+        affine = box_affine(box, self.frame_size)
+        size = (self.frame_size, self.frame_size)
+        frame = cv2.warpAffine(
+            self.prepare(image), affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+        return frame, affine
+
+    def __call__(
+        self, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor | np.ndarray | bool]:
+        """image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,); keypoints: (68, 2) pixels.
+
+        Returns image (C, S, S) float32 tensor, affine (2, 3) float32 original -> input pixels,
+        mirrored, and, with keypoints given, keypoints (68, 2) float32 normalised to [-1, 1].
+        """
+        return self.from_frame(*self.frame(image, box), keypoints)
+
+    def from_frame(
+        self, frame: np.ndarray, frame_affine: np.ndarray, keypoints: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor | np.ndarray | bool]:
+        """Steps 2 and 3 on a frame from `frame`; keypoints still in original pixels."""
+        anchors = _ANCHORS * self.frame_size
+        points = anchors
+        if keypoints is not None:
+            points = np.concatenate([apply_affine(frame_affine, keypoints), anchors])
+        if self.pipeline is None:
+            out = {"image": frame, "keypoints": points}
+        else:
+            out = self.pipeline(image=frame, keypoints=points.astype(np.float32))
+        moved = np.asarray(out["keypoints"], dtype=np.float64)
+        step = _affine_from_anchors(anchors, moved[-3:])
+        affine = step @ _to_3x3(frame_affine)
+        mirrored = bool(np.linalg.det(step[:, :2]) < 0)
+
+        pixels = out["image"]
+        pixels = pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        tensor = torch.from_numpy(pixels).float().mul_(self._scale).add_(self._shift)
+        result: dict[str, torch.Tensor | np.ndarray | bool] = {
+            "image": tensor,
+            "affine": affine.astype(np.float32),
+            "mirrored": mirrored,
+        }
+        if keypoints is not None:
+            kp = moved[:NUM_KEYPOINTS]
+            if mirrored:
+                kp = kp[FLIP_INDEX]
+            result["keypoints"] = normalise(kp, self.image_size).astype(np.float32)
+        return result
+
+    def to_pixels(self, image: torch.Tensor) -> np.ndarray:
+        """Undo the input normalisation for display: (C, S, S) tensor -> (S, S, 3) RGB uint8."""
+        pixels = (image.detach().cpu() - self._shift) / self._scale
+        array = pixels.round().clamp(0, 255).to(torch.uint8).numpy().transpose(1, 2, 0)
+        return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
