@@ -1,4 +1,4 @@
-"""The YouTube Faces keypoints (or any CSV + image folder in its layout) as a LightningDataModule."""
+"""The YouTube Faces keypoints (or any CSV + image folder in that layout) as a data module."""
 
 from __future__ import annotations
 
@@ -167,7 +167,9 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         rng = np.random.default_rng(self.seed)
         if self.val_split == "frame":
             mask = np.zeros(len(names), dtype=bool)
-            mask[rng.permutation(len(names))[: max(1, round(len(names) * self.val_fraction))]] = True
+            mask[rng.permutation(len(names))[: max(1, round(len(names) * self.val_fraction))]] = (
+                True
+            )
             return mask
         persons = np.array([person_of(n) for n in names])
         unique = np.unique(persons)

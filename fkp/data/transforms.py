@@ -136,7 +136,9 @@ class RandomSimilarity(A.DualTransform):
     def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
         h, w = params["shape"][:2]
         draw = self.py_random.uniform
-        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), draw(*self.rotate), draw(*self.scale))
+        matrix = cv2.getRotationMatrix2D(
+            ((w - 1) / 2, (h - 1) / 2), draw(*self.rotate), draw(*self.scale)
+        )
         matrix[:, 2] += (draw(*self.translate) * w, draw(*self.translate) * h)
         return {"matrix": matrix}
 
@@ -193,7 +195,7 @@ class KeypointTransform:
         self._scale = torch.from_numpy(1.0 / (255.0 * std)).float()[:, None, None]  # (C, 1, 1)
         self._shift = torch.from_numpy(-mean / std).float()[:, None, None]
         self.pipeline = (
-A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
+            A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
         )
 
     def reseed(self, seed: int) -> None:
@@ -229,7 +231,11 @@ A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
         affine = box_affine(box, self.frame_size)
         size = (self.frame_size, self.frame_size)
         frame = cv2.warpAffine(
-            self.prepare(image), affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            self.prepare(image),
+            affine,
+            size,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
         )
         return frame, affine
 
@@ -261,7 +267,9 @@ A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
         mirrored = bool(np.linalg.det(step[:, :2]) < 0)
 
         pixels = out["image"]
-        pixels = pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        pixels = (
+            pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        )
         tensor = torch.from_numpy(pixels).float().mul_(self._scale).add_(self._shift)
         result: dict[str, torch.Tensor | np.ndarray | bool] = {
             "image": tensor,
