@@ -8,7 +8,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from fkp import CONF_DIR
@@ -23,7 +23,6 @@ def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> Dic
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(overrides=[f"+{g}={o}" for g, o in groups.items()] + list(overrides))
-        OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise FkpError(f"config: {e}".replace("\n", " ")) from None
     return cfg
@@ -34,10 +33,14 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
 
     Hydra wraps whatever the constructor raised; an FkpError inside comes out as it was, and
     any other failure (a misspelt argument, say) is named with the config key it came from.
+    Nested settings arrive as plain dicts and lists, so they pickle into checkpoints.
     """
+    kwargs.setdefault("_convert_", "all")
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
         if isinstance(e.__cause__, FkpError):
             raise e.__cause__ from None
+        raise FkpError(f"config: {' '.join(str(e).split())}") from None
+    except OmegaConfBaseException as e:
         raise FkpError(f"config: {' '.join(str(e).split())}") from None

@@ -1,0 +1,130 @@
+"""Callbacks that keep every run's history on disk and in TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+
+from fkp.data.transforms import denormalise  # noqa: E402
+from fkp.viz import make_grid  # noqa: E402
+
+RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme")
+
+
+class EpochRecords(pl.Callback):
+    """Append each epoch's epoch, lr, train loss, val loss and val NME to a CSV, and redraw a
+    loss-curve PNG beside it, as the epoch ends: a run killed at any point keeps its records.
+
+    The write-up lost its first 20 epochs of records; here, a resumed run first copies the
+    earlier rows from the records file beside the checkpoint it resumes from.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "records.csv",
+                 plot: str = "loss_curve.png") -> None:  # fmt: skip
+        self.path = Path(dirpath) / filename
+        self.plot_path = Path(dirpath) / plot
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        earlier = self._records_of(trainer.ckpt_path)
+        if earlier and not self.path.exists():
+            rows = [r for r in read_records(earlier) if int(r["epoch"]) < trainer.current_epoch]
+            with self.path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, RECORD_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def _records_of(self, ckpt_path: str | None) -> Path | None:
+        if not ckpt_path:
+            return None
+        candidate = Path(ckpt_path).resolve().parent.parent / self.path.name
+        return candidate if candidate.is_file() and candidate != self.path.resolve() else None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        row = {
+            "epoch": trainer.current_epoch,
+            "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else "",
+        }
+        for key in RECORD_FIELDS[2:]:
+            row[key] = float(metrics[key]) if key in metrics else ""
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, RECORD_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        plot_records(read_records(self.path), self.plot_path)
+
+
+def read_records(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_records(rows: list[dict[str, str]], path: Path) -> None:
+    """Train and val loss per epoch (log scale), lr on a second axis."""
+
+    def column(key: str) -> np.ndarray:
+        return np.array([float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows])
+
+    epochs = column("epoch")
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key, color in [("train/loss", "tab:blue"), ("val/loss", "tab:orange")]:
+        ax.plot(epochs, column(key), marker=".", color=color, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if np.nanmin(np.r_[column("train/loss"), column("val/loss"), np.inf]) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    lr_axis = ax.twinx()
+    lr_axis.plot(epochs, column("lr"), color="tab:gray", linestyle="--", label="lr")
+    lr_axis.set_ylabel("learning rate")
+    lines = ax.get_legend_handles_labels()
+    more = lr_axis.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class PredictionGrid(pl.Callback):
+    """Every N epochs, log a grid of validation predictions (magenta) over truth (green)."""
+
+    def __init__(self, every_n_epochs: int = 5, count: int = 16) -> None:
+        self.every_n_epochs = every_n_epochs
+        self.count = count
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
+        epoch = trainer.current_epoch
+        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if (epoch + 1) % self.every_n_epochs and epoch + 1 != trainer.max_epochs:
+            return
+        transform = trainer.datamodule.eval_transform
+        size = transform.image_size
+        n = min(self.count, len(batch["image"]))
+        grid = make_grid(
+            [transform.to_pixels(im) for im in batch["image"][:n]],
+            [denormalise(k, size).cpu().numpy() for k in batch["keypoints"][:n]],
+            [denormalise(p, size).cpu().numpy() for p in outputs[:n].float()],
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, pl.loggers.TensorBoardLogger):
+                image = torch.from_numpy(grid).permute(2, 0, 1)
+                logger.experiment.add_image("val/predictions", image, trainer.global_step)

@@ -1,0 +1,214 @@
+"""Networks that map a face image to 68 (x, y) keypoints, built from plain hyperparameters.
+
+`build_network(name, in_channels, image_size, **kwargs)` is what the LightningModule calls, so a
+checkpoint's hyperparameters alone rebuild its network. The ResNets are plain PyTorch with
+torchvision's parameter names and shapes, so torchvision's published ImageNet weights load
+into them without torchvision installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fkp.errors import FkpError
+from fkp.landmarks import NUM_KEYPOINTS
+
+OUTPUTS = 2 * NUM_KEYPOINTS
+
+
+class CustomCNN(nn.Module):
+    """The original write-up's network.
+
+    Four blocks of two 3x3 convolutions (ReLU), each block closed by 2x2 max pooling and batch
+    normalisation; then three fully connected layers with dropout between them. The flattened
+    size follows from the input size, so any `image_size` divisible by 16 works.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 224,
+        channels: Sequence[int] = (32, 64, 128, 256),
+        hidden: Sequence[int] = (1024, 512),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for width in channels:
+            layers += [
+                nn.Conv2d(prev, width, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, 2),
+                nn.BatchNorm2d(width),
+            ]
+            prev = width
+        self.features = nn.Sequential(*layers)
+        side = image_size // 2 ** len(channels)
+        if side < 1:
+            raise FkpError(
+                f"model: data.image_size={image_size} is too small for {len(channels)} pooling "
+                f"steps; use at least {2 ** len(channels)}."
+            )
+        head: list[nn.Module] = []
+        prev = channels[-1] * side * side
+        for width in hidden:
+            head += [nn.Linear(prev, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            prev = width
+        head.append(nn.Linear(prev, OUTPUTS))
+        self.head = nn.Sequential(nn.Flatten(), *head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = _downsample(inplanes, planes * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)  # stride here: "V1.5"
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(inplanes, planes * self.expansion, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+def _downsample(inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
+    if stride == 1 and inplanes == outplanes:
+        return None
+    return nn.Sequential(
+        nn.Conv2d(inplanes, outplanes, 1, stride, bias=False), nn.BatchNorm2d(outplanes)
+    )
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout (same names and shapes), with `fc` as the keypoint head."""
+
+    def __init__(
+        self, block: type[BasicBlock | Bottleneck], layers: Sequence[int], in_channels: int = 3,
+        outputs: int = OUTPUTS,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+            stride = 1 if i == 1 else 2
+            stage = [block(inplanes, planes, stride)]
+            inplanes = planes * block.expansion
+            stage += [block(inplanes, planes) for _ in range(blocks - 1)]
+            setattr(self, f"layer{i}", nn.Sequential(*stage))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, outputs)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+RESNETS = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
+# torchvision's published ImageNet weights (IMAGENET1K_V1).
+PRETRAINED_URLS = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+}
+
+
+def load_pretrained(model: ResNet, name: str, weights: str | None = None) -> None:
+    """Copy ImageNet weights into the model, all but the classifier `fc`.
+
+    weights: a local .pth file or URL; default the published torchvision checkpoint (cached by
+    torch.hub). For grayscale input the first convolution's RGB filters are summed.
+    """
+    source = weights or PRETRAINED_URLS[name]
+    try:
+        if Path(source).expanduser().is_file():
+            state = torch.load(Path(source).expanduser(), map_location="cpu", weights_only=True)
+        else:
+            state = torch.hub.load_state_dict_from_url(
+                source, map_location="cpu", progress=True, check_hash=weights is None
+            )
+    except Exception as e:  # network and file errors come in many types
+        raise FkpError(
+            f"model: could not load pretrained {name} weights from {source} "
+            f"({type(e).__name__}: {e}); pass a local file with model.weights=<file.pth> "
+            "or train from scratch with model.pretrained=false."
+        ) from None
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    conv1 = state.get("conv1.weight")
+    if conv1 is not None and conv1.shape[1] != model.conv1.in_channels:
+        state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    wrong = [k for k in missing if not k.startswith("fc.")] + list(unexpected)
+    if wrong:
+        raise FkpError(
+            f"model: {source} does not fit {name} ({len(wrong)} mismatched names, e.g. "
+            f"{wrong[0]}); pass torchvision's {name} weights."
+        )
+
+
+def build_network(
+    name: str,
+    in_channels: int = 1,
+    image_size: int = 224,
+    pretrained: bool = False,
+    weights: str | None = None,
+    **kwargs,
+) -> nn.Module:
+    """The network called `name` ("custom_cnn", "resnet18", "resnet34", "resnet50")."""
+    if name == "custom_cnn":
+        return CustomCNN(in_channels, image_size, **kwargs)
+    if name in RESNETS:
+        block, layers = RESNETS[name]
+        model = ResNet(block, layers, in_channels, **kwargs)
+        if pretrained or weights:
+            load_pretrained(model, name, weights)
+        return model
+    raise FkpError(f"model: unknown network {name!r}; use custom_cnn, {', '.join(RESNETS)}.")

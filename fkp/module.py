@@ -1,0 +1,128 @@
+"""The LightningModule: a keypoint network, its loss in the normalised frame, metrics in pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from fkp.data.transforms import to_image
+from fkp.errors import FkpError
+from fkp.landmarks import NUM_KEYPOINTS
+from fkp.metrics import KeypointMetrics
+from fkp.models import build_network
+
+
+class KeypointModule(pl.LightningModule):
+    """Regresses (68, 2) keypoints in [-1, 1] of the input image.
+
+    The network is built from plain hyperparameters (network name, grayscale or RGB input,
+    input size, network_kwargs), all saved in checkpoints, so `KeypointModule.restore(path)`
+    alone brings a trained model back. optimizer and scheduler are partials (Hydra
+    `_partial_: true`) taking the parameters / optimizer; they and the loss are not saved as
+    hyperparameters.
+
+    data_config: the data settings the model was trained with (framing, normalisation, eval
+    transforms), kept in the checkpoint so prediction preprocesses faces the same way.
+    """
+
+    def __init__(
+        self,
+        network: str = "custom_cnn",
+        grayscale: bool = True,
+        image_size: int = 224,
+        network_kwargs: dict[str, Any] | None = None,
+        pretrained: bool = False,
+        weights: str | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        monitor: str = "val/loss",
+        loss: nn.Module | None = None,
+        data_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
+        self.net = build_network(
+            network,
+            1 if grayscale else 3,
+            image_size,
+            pretrained,
+            weights,
+            **(network_kwargs or {}),
+        )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss = loss if loss is not None else nn.MSELoss()
+        self.val_metrics = KeypointMetrics()
+        self.test_metrics = KeypointMetrics()
+
+    @classmethod
+    def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
+        """Load a trained model for evaluation or prediction (no pretrained download)."""
+        model = cls.load_from_checkpoint(
+            path, map_location=map_location, pretrained=False, weights=None
+        )
+        return model.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1] of the input."""
+        return self.net(images).view(-1, NUM_KEYPOINTS, 2)
+
+    def _step(self, batch: dict, stage: str, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        predicted = self(batch["image"])
+        loss = self.loss(predicted, batch["keypoints"])
+        if not torch.isfinite(loss):
+            raise FkpError(
+                f"{stage} loss became {loss.item()} at epoch {self.current_epoch}, batch "
+                f"{batch_idx}; lower optimizer.lr or check the data for bad values."
+            )
+        batch_size = batch["image"].shape[0]
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch_size, sync_dist=stage != "train")  # fmt: skip
+        return loss, predicted
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", batch_idx)[0]
+
+    def _evaluate(self, batch: dict, stage: str, batch_idx: int, metrics: KeypointMetrics):
+        _, predicted = self._step(batch, stage, batch_idx)
+        pixels = to_image(predicted.detach(), batch["affine"], self.hparams.image_size)
+        metrics.update(pixels, batch["points"])
+        return predicted
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val", batch_idx, self.val_metrics)
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test", batch_idx, self.test_metrics)
+
+    def _log_metrics(self, stage: str, metrics: KeypointMetrics) -> None:
+        values = metrics.compute()
+        names = {"nme": "nme", "fr_0.10": "fr", "auc_0.10": "auc", "fr_0.08": "fr_0.08",
+                 "auc_0.08": "auc_0.08", "mpe_px": "mpe_px"}  # fmt: skip
+        for key, value in values.items():
+            self.log(f"{stage}/{names[key]}", value, prog_bar=key == "nme")
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise FkpError("model: no optimizer configured; choose one, e.g. optimizer=adam.")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor,
+                             "interval": "epoch"},
+        }  # fmt: skip
