@@ -50,8 +50,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     # Set after building: Hydra would instantiate the `_target_`s inside this plain record.
     model.hparams.data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [build(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     ckpt_path = cfg.get("ckpt_path")

@@ -34,16 +34,19 @@ class EpochRecords(pl.Callback):
         self.plot_path = Path(dirpath) / plot
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        earlier = self._records_of(trainer.ckpt_path)
-        if earlier and not self.path.exists():
-            rows = [r for r in read_records(earlier) if int(r["epoch"]) < trainer.current_epoch]
+        self._earlier = self._records_of(trainer.ckpt_path)
+
+    def _carry_over(self, first_epoch: int) -> None:
+        """Copy the resumed run's rows before `first_epoch` (the epoch counter is only
+        restored once training starts, hence not in on_fit_start)."""
+        if self._earlier and not self.path.exists():
+            rows = [r for r in read_records(self._earlier) if int(r["epoch"]) < first_epoch]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("w", newline="") as f:
                 writer = csv.DictWriter(f, RECORD_FIELDS)
                 writer.writeheader()
                 writer.writerows(rows)
+        self._earlier = None
 
     def _records_of(self, ckpt_path: str | None) -> Path | None:
         if not ckpt_path:
@@ -51,17 +54,21 @@ class EpochRecords(pl.Callback):
         candidate = Path(ckpt_path).resolve().parent.parent / self.path.name
         return candidate if candidate.is_file() and candidate != self.path.resolve() else None
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._carry_over(trainer.current_epoch)
+        # the rate this epoch trains with; schedulers step before on_train_epoch_end
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else ""
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        row = {
-            "epoch": trainer.current_epoch,
-            "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else "",
-        }
+        row = {"epoch": trainer.current_epoch, "lr": getattr(self, "_lr", "")}
         for key in RECORD_FIELDS[2:]:
             row[key] = float(metrics[key]) if key in metrics else ""
         new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as f:
             writer = csv.DictWriter(f, RECORD_FIELDS)
             if new:

@@ -185,7 +185,10 @@ def load_pretrained(model: ResNet, name: str, weights: str | None = None) -> Non
     conv1 = state.get("conv1.weight")
     if conv1 is not None and conv1.shape[1] != model.conv1.in_channels:
         state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shapes that do not fit
+        missing, unexpected = [str(e).splitlines()[1].strip()], []
     wrong = [k for k in missing if not k.startswith("fc.")] + list(unexpected)
     if wrong:
         raise FkpError(

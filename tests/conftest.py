@@ -3,7 +3,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
+from fkp import CONF_DIR
 from fkp.data.download import TEST_CSV, TRAIN_CSV
 
 
@@ -36,3 +40,21 @@ def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
     _copy_rows(data_dir, root, TRAIN_CSV, "training", 40)
     _copy_rows(data_dir, root, TEST_CSV, "test", 8)
     return root
+
+
+def compose_train(output_dir: Path, overrides: list[str]) -> DictConfig:
+    """conf/train.yaml composed as `python train.py` would, writing into output_dir."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+# Small and fast: 40 training rows, 64 px, tiny loaders. FKP_DATA_DIR supplies the data.
+QUICK = ["data.limit=40", "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
+         "callbacks.progress_bar=null"]  # fmt: skip

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from fkp import CONF_DIR
+from fkp.config import build
+from tests.conftest import compose_train
+
+GROUPS = ["model", "optimizer", "scheduler", "loss", "trainer", "callbacks", "logger",
+          "experiment", "data", "paths", "hparams_search"]  # fmt: skip
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_the_issue_groups_and_options_exist():
+    assert _options("model") == ["custom_cnn", "resnet18", "resnet34", "resnet50"]
+    assert _options("optimizer") == ["adam", "adamw", "sgd"]
+    assert _options("scheduler") == ["cosine", "none", "plateau"]
+    assert _options("loss") == ["mse", "smooth_l1", "wing"]
+    assert _options("trainer") == ["cpu", "ddp", "debug", "default", "gpu"]
+    assert _options("logger") == ["csv", "tensorboard"]
+    assert {"article", "fast"} <= set(_options("experiment"))
+
+
+def test_default_is_the_write_up_experiment(tmp_path):
+    cfg = compose_train(tmp_path, [])
+    assert cfg.model.network == "custom_cnn" and cfg.data.image_size == 224 and cfg.data.grayscale
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 0.001
+    assert cfg.scheduler._target_.endswith("ReduceLROnPlateau") and cfg.data.batch_size == 16
+    assert cfg.loss._target_ == "torch.nn.MSELoss" and cfg.trainer.accelerator == "auto"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{g}={o}" for g in GROUPS if g not in ("paths", "hparams_search") for o in _options(g)],
+)
+def test_every_group_option_composes_and_instantiates(tmp_path, override):
+    cfg = compose_train(tmp_path, [override, "data.image_size=64"])
+    optimizer = build(cfg.optimizer)
+    scheduler = build(cfg.scheduler) if cfg.get("scheduler") else None
+    model = build(cfg.model, optimizer=optimizer, scheduler=scheduler, loss=build(cfg.loss))
+    model.configure_optimizers()
+    for node in ["callbacks", "logger"]:
+        for sub in (cfg.get(node) or {}).values():
+            build(sub)
+    assert build(cfg.data).train_transform.image_size == cfg.data.image_size
+    if "ddp" not in override and "gpu" not in override:
+        instantiate(cfg.trainer)
+
+
+def test_hparams_search_composes(tmp_path):
+    cfg = compose_train(tmp_path, ["hparams_search=optuna"])
+    assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "val/nme"
+    assert "optimizer.lr" in cfg.hydra.sweeper.params
+
+
+def test_configs_mirror_the_package():
+    for group in ["data", "model", "loss", "callbacks"]:
+        assert (CONF_DIR / group).is_dir()
+    assert Path(CONF_DIR / "train.yaml").is_file()

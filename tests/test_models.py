@@ -1,0 +1,116 @@
+import http.server
+import io
+import threading
+
+import pytest
+import torch
+
+from fkp.errors import FkpError
+from fkp.models import RESNETS, CustomCNN, ResNet, build_network, load_pretrained
+
+# Facts of torchvision's resnet18/34/50 (IMAGENET1K_V1 layout): parameter count, state_dict
+# size, and a sample of names with their shapes.
+TORCHVISION = {
+    "resnet18": (11_689_512, 122, {"layer1.0.conv1.weight": (64, 64, 3, 3),
+                                   "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+                                   "layer4.1.bn2.running_var": (512,), "fc.weight": (1000, 512)}),
+    "resnet34": (21_797_672, 218, {"layer3.5.conv2.weight": (256, 256, 3, 3),
+                                   "layer4.2.bn2.num_batches_tracked": (), "fc.bias": (1000,)}),
+    "resnet50": (25_557_032, 320, {"conv1.weight": (64, 3, 7, 7),
+                                   "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+                                   "layer2.0.conv2.weight": (128, 128, 3, 3),
+                                   "layer4.2.conv3.weight": (2048, 512, 1, 1),
+                                   "fc.weight": (1000, 2048)}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(RESNETS))
+def test_resnet_layout_matches_torchvision(name):
+    count, keys, shapes = TORCHVISION[name]
+    model = ResNet(*RESNETS[name], in_channels=3, outputs=1000)
+    state = model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert len(state) == keys
+    for key, shape in shapes.items():
+        assert tuple(state[key].shape) == shape, key
+
+
+@pytest.mark.parametrize("name", ["custom_cnn", "resnet18"])
+@pytest.mark.parametrize("size,channels", [(64, 1), (96, 3), (128, 1)])
+def test_networks_give_136_outputs_at_any_size(name, size, channels):
+    net = build_network(name, channels, size)
+    assert net(torch.zeros(2, channels, size, size)).shape == (2, 136)
+
+
+def test_custom_cnn_is_the_write_up_network():
+    net = CustomCNN(1, 224)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    pools = [m for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+    assert (len(convs), len(pools), len(norms), len(linears)) == (8, 4, 4, 3)
+    assert len(drops) == 2 and linears[-1].out_features == 136
+    with pytest.raises(FkpError, match="too small"):
+        CustomCNN(1, 8)
+
+
+@pytest.fixture
+def weights_server(monkeypatch, tmp_path):
+    """Serves a torchvision-format resnet18 state dict on 127.0.0.1; torch.hub caches in tmp."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(0)
+    reference = ResNet(*RESNETS["resnet18"], in_channels=3, outputs=1000)
+    buffer = io.BytesIO()
+    torch.save(reference.state_dict(), buffer)
+    body = buffer.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield reference, f"http://127.0.0.1:{httpd.server_address[1]}/resnet18-test.pth"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_pretrained_weights_load_from_a_url_and_grayscale_sums_rgb(weights_server):
+    reference, url = weights_server
+    model = build_network("resnet18", 1, 64, pretrained=True, weights=url)
+    expected = reference.conv1.weight.sum(dim=1, keepdim=True)
+    assert torch.allclose(model.conv1.weight, expected)
+    assert torch.equal(model.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
+    assert model.fc.out_features == 136  # the classifier is not copied
+
+
+def test_pretrained_weights_from_a_local_file(weights_server, tmp_path):
+    reference, _ = weights_server
+    path = tmp_path / "r18.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_network("resnet18", 3, 64, weights=str(path))
+    assert torch.equal(model.conv1.weight, reference.conv1.weight)
+
+
+def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = ResNet(*RESNETS["resnet18"], in_channels=1)
+    with pytest.raises(
+        FkpError, match=r"could not load pretrained resnet18 .*model.pretrained=false"
+    ):
+        load_pretrained(model, "resnet18", "http://127.0.0.1:9/resnet18.pth")
+
+
+@pytest.mark.parametrize("other", ["resnet34", "resnet50"])
+def test_wrong_weights_are_named(tmp_path, other):
+    path = tmp_path / f"{other}.pth"
+    torch.save(ResNet(*RESNETS[other], outputs=1000).state_dict(), path)
+    with pytest.raises(FkpError, match=f"{other}.pth does not fit resnet18"):
+        build_network("resnet18", 3, 64, weights=str(path))
