@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fkp.errors import FkpError
@@ -179,3 +180,25 @@ def test_checkpoint_that_does_not_fit_names_both(data_dir, tmp_path):
     cfg = compose_train(tmp_path / "r18", [*QUICK, "model=resnet18", f"ckpt_path={ckpt}"])
     with pytest.raises(FkpError, match=r"last.ckpt does not fit model=resnet18"):
         train(cfg)
+
+
+def test_optuna_search_minimises_val_nme(data_dir, tmp_path):
+    proc = _train_py(
+        "hparams_search=optuna", "hydra.sweeper.n_trials=2", "trainer=debug",
+        "trainer.max_epochs=1", "test=false", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert "optimizer.lr" in results.best_params
+    trials = [json.loads((tmp_path / j / "metrics.json").read_text())["val/nme"] for j in "01"]
+    assert results.best_value == pytest.approx(min(trials))
+
+
+def test_every_experiment_preset_runs(data_dir, tmp_path):
+    proc = _train_py("-m", "experiment=glob(*)", "trainer=debug", "trainer.max_epochs=1",
+                     "test=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(jobs) >= 2 and all((job / "metrics.json").is_file() for job in jobs)
