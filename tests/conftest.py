@@ -58,3 +58,13 @@ def compose_train(output_dir: Path, overrides: list[str]) -> DictConfig:
 # Small and fast: 40 training rows, 64 px, tiny loaders. FKP_DATA_DIR supplies the data.
 QUICK = ["data.limit=40", "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
          "callbacks.progress_bar=null"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(data_dir: Path, tmp_path_factory) -> Path:
+    """A checkpoint trained for a few steps, once per test run."""
+    from train import train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    train(compose_train(run, [*QUICK, "trainer=debug", "trainer.max_epochs=1", "test=false"]))
+    return run / "checkpoints" / "last.ckpt"

@@ -10,6 +10,7 @@ from fkp.data.transforms import (
     box_affine,
     denormalise,
     normalise,
+    points_extent,
     square_box,
     to_image,
 )
@@ -37,7 +38,8 @@ def test_normalise_round_trip_and_mirror_is_negation():
 
 def test_box_is_a_square_around_the_points_with_margin():
     pts = np.array([[10.0, 20.0], [50.0, 30.0]])
-    assert square_box(pts, 0.5).tolist() == [30.0, 25.0, 60.0]
+    assert points_extent(pts).tolist() == [30.0, 25.0, 40.0]
+    assert square_box(points_extent(pts), 0.5).tolist() == [30.0, 25.0, 60.0]
     assert np.allclose(box_affine(np.array([30.0, 25.0, 60.0]), 60) @ [30, 25, 1], [29.5, 29.5])
 
 

@@ -47,15 +47,21 @@ def denormalise(points: np.ndarray | torch.Tensor, size: int) -> np.ndarray | to
     return (points * size + (size - 1)) / 2
 
 
-def square_box(points: np.ndarray, margin: float) -> np.ndarray:
-    """A square around the points, its side the larger extent times (1 + margin).
-
-    points: (..., K, 2) pixels. Returns (..., 3): centre x, centre y, side, in pixels.
-    """
+def points_extent(points: np.ndarray) -> np.ndarray:
+    """Centre and larger extent of the points: (..., K, 2) pixels -> (..., 3) cx, cy, extent."""
     lo, hi = points.min(axis=-2), points.max(axis=-2)
-    centre = (lo + hi) / 2
-    side = (hi - lo).max(axis=-1, keepdims=True) * (1 + margin)
-    return np.concatenate([centre, np.maximum(side, 1.0)], axis=-1).astype(np.float32)
+    extent = (hi - lo).max(axis=-1, keepdims=True)
+    return np.concatenate([(lo + hi) / 2, extent], axis=-1).astype(np.float32)
+
+
+def square_box(extent: np.ndarray, margin: float) -> np.ndarray:
+    """The face box: (..., 3) cx, cy, extent -> (..., 3) cx, cy, side = extent * (1 + margin).
+
+    The extent comes from labelled points (`points_extent`) or from a face detector's box
+    (`FaceDetector.face_extent`), so both frame a face alike.
+    """
+    side = np.maximum(extent[..., 2:] * (1 + margin), 1.0)
+    return np.concatenate([extent[..., :2], side], axis=-1).astype(np.float32)
 
 
 def box_affine(box: np.ndarray, size: int) -> np.ndarray:
@@ -172,7 +178,7 @@ class KeypointTransform:
         mean, std: per-channel input normalisation on the [0, 1] scale; three values are
             averaged into one for grayscale.
         margin: how much larger than the points' extent the box drawn around labelled
-            points is (`square_box`); the same framing a detector box must be brought to.
+            points is (`square_box`); detector boxes are brought to the same framing.
     """
 
     def __init__(
@@ -219,8 +225,8 @@ class KeypointTransform:
         return image
 
     def box_for(self, keypoints: np.ndarray) -> np.ndarray:
-        """The training framing of labelled points: (..., 68, 2) -> (..., 3)."""
-        return square_box(keypoints, self.margin)
+        """The training framing of labelled points: (..., 68, 2) -> (..., 3) boxes."""
+        return square_box(points_extent(keypoints), self.margin)
 
     def frame(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Warp the square box to the frame (step 1); deterministic, so data sets cache it.

@@ -1,0 +1,149 @@
+"""Find faces in a photo and their 68 keypoints: the Python API under predict.py.
+
+from fkp import FaceKeypointDetector
+det = FaceKeypointDetector.from_checkpoint("outputs/train/<run>/checkpoints/last.ckpt")
+faces = det(image)              # image: (H, W, 3) RGB uint8 (bgr=True for OpenCV arrays)
+faces[0].box, faces[0].keypoints  # (4,) x, y, w, h; (68, 2) x, y in image pixels
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from fkp.data.transforms import KeypointTransform, square_box, to_image
+from fkp.detect import FaceDetector, HaarFaceDetector
+from fkp.errors import FkpError
+from fkp.landmarks import FLIP_INDEX
+from fkp.module import KeypointModule
+
+# The data settings prediction rebuilds its evaluation transform from.
+_TRANSFORM_KEYS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
+
+
+@dataclass
+class Face:
+    """box: (4,) x, y, w, h of the detection; keypoints: (68, 2) x, y; image pixels."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "keypoints": np.round(self.keypoints.astype(float), 2).tolist(),
+        }
+
+
+def eval_transform_of(model: KeypointModule) -> KeypointTransform:
+    """The evaluation transform the model was trained with, from its checkpoint."""
+    data = model.hparams.get("data_config")
+    if not data:
+        raise FkpError("checkpoint: it holds no data settings; was it written by fkp's train.py?")
+    steps = [instantiate(step) for step in data.get("eval_transforms") or []]
+    return KeypointTransform(transforms=steps, **{k: data[k] for k in _TRANSFORM_KEYS})
+
+
+def as_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Gray (H, W), RGB(A) or BGR(A) (H, W, 3|4) uint8 -> (H, W, 3) RGB uint8."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise FkpError(f"image: expected uint8 pixels, got {image.dtype}; convert it first.")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        codes = {(3, False): None, (4, False): cv2.COLOR_RGBA2RGB,
+                 (3, True): cv2.COLOR_BGR2RGB, (4, True): cv2.COLOR_BGRA2RGB}  # fmt: skip
+        code = codes[image.shape[2], bgr]
+        return image if code is None else cv2.cvtColor(image, code)
+    raise FkpError(f"image: shape {image.shape} is not an image; expected (H, W) or (H, W, 3).")
+
+
+class FaceKeypointDetector:
+    """Detect every face, frame it as in training, and regress its 68 keypoints.
+
+    flip_test: also predict on the mirrored crop and average (relabelling left and right).
+    """
+
+    def __init__(
+        self,
+        model: KeypointModule,
+        transform: KeypointTransform,
+        detector: FaceDetector | None = None,
+        flip_test: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.transform = transform
+        self.detector = detector if detector is not None else HaarFaceDetector()
+        self.flip_test = flip_test
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        detector: FaceDetector | None = None,
+        flip_test: bool = False,
+    ) -> FaceKeypointDetector:
+        path = Path(path)
+        if not path.is_file():
+            raise FkpError(f"{path}: no such checkpoint; pass a .ckpt written by train.py.")
+        try:
+            model = KeypointModule.restore(path, map_location=device)
+        except Exception as e:  # a file that is not a Lightning checkpoint fails in many ways
+            raise FkpError(
+                f"{path}: not an fkp checkpoint ({type(e).__name__}); pass a .ckpt from "
+                "outputs/<task>/<run>/checkpoints/."
+            ) from None
+        return cls(model, eval_transform_of(model), detector, flip_test, device)
+
+    def __call__(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
+        """All faces of the image, left to right. image: (H, W, 3) RGB (or BGR with bgr=True),
+        gray (H, W) or with alpha (H, W, 4), uint8."""
+        rgb = as_rgb(image, bgr)
+        boxes = self.detector.detect(rgb)
+        if len(boxes) == 0:
+            return []
+        extents = self.detector.face_extent(boxes)
+        keypoints = self.keypoints_in(rgb, square_box(extents, self.transform.margin))
+        return [Face(b, k) for b, k in zip(boxes, keypoints)]
+
+    def keypoints_in(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Keypoints of the faces framed by square boxes, all in one forward pass.
+
+        image: (H, W, 3) RGB uint8; boxes: (N, 3) cx, cy, side. Returns (N, 68, 2) pixels.
+        """
+        prepared = self.transform.prepare(image)
+        samples = [self.transform(prepared, box) for box in boxes]
+        images = torch.stack([s["image"] for s in samples]).to(self.device)
+        affines = torch.from_numpy(np.stack([s["affine"] for s in samples]))
+        with torch.no_grad():
+            predicted = self.model(images)
+            if self.flip_test:
+                mirrored = self.model(images.flip(-1))[:, FLIP_INDEX]
+                mirrored[..., 0] = -mirrored[..., 0]  # a mirror is a sign change in [-1, 1]
+                predicted = (predicted + mirrored) / 2
+        return to_image(
+            predicted.cpu().double(), affines.double(), self.transform.image_size
+        ).numpy()
+
+    def predict_crops(self, crops: list[np.ndarray], bgr: bool = False) -> list[np.ndarray]:
+        """Keypoints of already-cropped faces, each framed as the training crops are (the
+        square around the face's points, widened by the training margin, about centred).
+
+        Returns one (68, 2) array per crop, in the crop's pixels.
+        """
+        out = []
+        for crop in crops:
+            rgb = as_rgb(crop, bgr)
+            h, w = rgb.shape[:2]
+            box = np.array([[(w - 1) / 2, (h - 1) / 2, max(h, w)]], dtype=np.float32)
+            out.append(self.keypoints_in(rgb, box)[0])
+        return out

@@ -1,0 +1,176 @@
+"""Find every face and its 68 keypoints: `python predict.py input=<image|folder|glob|video>`.
+
+Writes into outputs/predict/<date>_<time>/: each input annotated, keypoints.json (per image:
+faces with box and keypoints), and faces/ + keypoints.csv (each face crop with its keypoints,
+in the training CSV layout). A video gives an annotated video and per-frame JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from fkp.config import build
+from fkp.data.io import decode_image
+from fkp.data.transforms import box_affine, square_box
+from fkp.errors import FkpError
+from fkp.predictor import Face, FaceKeypointDetector
+from fkp.smooth import OneEuroFilter
+from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
+
+log = logging.getLogger("fkp.predict")
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def newest_checkpoint(log_dir: Path) -> Path:
+    """The best checkpoint of the newest training run under log_dir."""
+    runs = sorted(log_dir.glob("**/checkpoints"), key=lambda p: p.stat().st_mtime)
+    for run in reversed(runs):
+        best = sorted(run.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if best or (run / "last.ckpt").is_file():
+            return best[-1] if best else run / "last.ckpt"
+    raise FkpError(
+        f"no training run with checkpoints under {log_dir}; train one (python train.py "
+        "experiment=fast) or pass ckpt_path=<file.ckpt>."
+    )
+
+
+def expand_inputs(spec: str) -> list[Path]:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = [
+            p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+        ]
+        if not found:
+            raise FkpError(f"input={spec}: the folder holds no images or videos.")
+        return found
+    if path.exists():
+        return [path]
+    matches = [Path(p) for p in sorted(glob.glob(spec)) if Path(p).is_file()]
+    if not matches:
+        raise FkpError(f"input={spec}: no such file, folder or matching files; check the path.")
+    return matches
+
+
+def annotate(image: np.ndarray, faces: list[Face], parts: bool) -> np.ndarray:
+    out = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for face in faces:
+        x, y, w, h = (int(round(v)) for v in face.box)
+        cv2.rectangle(out, (x, y), (x + w, y + h), MAGENTA, thickness, cv2.LINE_AA)
+        radius = max(1, round(face.box[2] / 150))
+        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, radius=radius)
+    return out
+
+
+def face_crop(
+    image: np.ndarray, det: FaceKeypointDetector, face: Face
+) -> tuple[np.ndarray, np.ndarray]:
+    """The face's square frame at native resolution and its keypoints in crop pixels."""
+    box = square_box(det.detector.face_extent(face.box[None])[0], det.transform.margin)
+    side = max(1, int(round(float(box[2]))))
+    affine = box_affine(box, side)
+    crop = cv2.warpAffine(image, affine, (side, side), borderMode=cv2.BORDER_CONSTANT)
+    return crop, face.keypoints @ affine[:, :2].T + affine[:, 2]
+
+
+def predict_video(path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: Path) -> dict:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise FkpError(f"{path}: cannot open the video (unknown format or corrupt file).")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer, frames, filters = None, [], []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        faces = det(rgb)
+        if cfg.video.smooth:
+            if len(filters) != len(faces):  # faces came or went: start the filters afresh
+                filters = [OneEuroFilter(fps, cfg.video.min_cutoff, cfg.video.beta) for _ in faces]
+            for face, smoother in zip(faces, filters):
+                face.keypoints = smoother(face.keypoints)
+        if writer is None:
+            h, w = rgb.shape[:2]
+            target = out / f"{path.stem}_keypoints.mp4"
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        writer.write(cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR))
+        frames.append({"frame": len(frames), "faces": [f.to_dict() for f in faces]})
+    capture.release()
+    if writer is None:
+        raise FkpError(f"{path}: the video has no readable frames.")
+    writer.release()
+    (out / f"{path.stem}_frames.json").write_text(json.dumps({"fps": fps, "frames": frames}))
+    return {"video": True, "frames": len(frames), "fps": fps}
+
+
+def predict(cfg: DictConfig) -> int:
+    """Run over all inputs; returns how many failed."""
+    out = Path(cfg.paths.output_dir)
+    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    if ckpt is None:
+        ckpt = newest_checkpoint(Path(cfg.paths.log_dir))
+        print(f"using the newest training run's best checkpoint: {ckpt}")
+    inputs = expand_inputs(str(cfg.input))
+    det = FaceKeypointDetector.from_checkpoint(
+        ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    results, rows, failed = {}, [], 0
+    for path in inputs:
+        try:
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                results[str(path)] = predict_video(path, det, cfg, out)
+                continue
+            image = decode_image(path)
+            faces = det(image)
+            save_image(out / f"{path.stem}.png", annotate(image, faces, cfg.parts))
+            results[str(path)] = {
+                "width": image.shape[1], "height": image.shape[0],
+                "faces": [f.to_dict() for f in faces],
+            }  # fmt: skip
+            for k, face in enumerate(faces):
+                if cfg.crops:
+                    crop, points = face_crop(image, det, face)
+                    name = f"{path.stem}_{k:02d}.png"
+                    save_image(out / "faces" / name, crop)
+                    rows.append([name, *np.round(points.reshape(-1), 2).tolist()])
+            print(f"{path}: {len(faces)} face(s)")
+        except FkpError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+    (out / "keypoints.json").write_text(json.dumps(results, indent=1) + "\n")
+    if rows:
+        with (out / "keypoints.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["", *range(136)])  # the training CSV's header
+            writer.writerows(rows)
+    print(f"wrote {out}")
+    return failed
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        failed = predict(cfg)
+    except FkpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if failed:
+        print(f"error: {failed} input(s) failed; see the messages above.", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
