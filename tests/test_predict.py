@@ -44,11 +44,7 @@ def test_haar_finds_every_face_in_the_group_photos(photos, name, count):
 
 
 def test_crop_and_map_back_round_trip_is_exact(tiny_checkpoint, data_dir):
-    model_transform = eval_transform_of(
-        __import__("fkp.module", fromlist=["KeypointModule"]).KeypointModule.restore(
-            tiny_checkpoint
-        )
-    )
+    model_transform = eval_transform_of(KeypointModule.restore(tiny_checkpoint))
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     for _ in range(20):  # boxes inside, across and beyond the borders
