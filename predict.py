@@ -23,26 +23,13 @@ from fkp.config import build
 from fkp.data.io import decode_image
 from fkp.data.transforms import box_affine, square_box
 from fkp.errors import FkpError
-from fkp.predictor import Face, FaceKeypointDetector
+from fkp.predictor import Face, FaceKeypointDetector, newest_checkpoint
 from fkp.smooth import OneEuroFilter
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
 
 log = logging.getLogger("fkp.predict")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def newest_checkpoint(log_dir: Path) -> Path:
-    """The best checkpoint of the newest training run under log_dir."""
-    runs = sorted(log_dir.glob("**/checkpoints"), key=lambda p: p.stat().st_mtime)
-    for run in reversed(runs):
-        best = sorted(run.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if best or (run / "last.ckpt").is_file():
-            return best[-1] if best else run / "last.ckpt"
-    raise FkpError(
-        f"no training run with checkpoints under {log_dir}; train one (python train.py "
-        "experiment=fast) or pass ckpt_path=<file.ckpt>."
-    )
 
 
 def expand_inputs(spec: str) -> list[Path]:
@@ -123,9 +110,14 @@ def predict(cfg: DictConfig) -> int:
         ckpt = newest_checkpoint(Path(cfg.paths.log_dir))
         print(f"using the newest training run's best checkpoint: {ckpt}")
     inputs = expand_inputs(str(cfg.input))
-    det = FaceKeypointDetector.from_checkpoint(
-        ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test
-    )
+    if cfg.runtime == "onnx":
+        det = FaceKeypointDetector.from_onnx(ckpt, build(cfg.detector), cfg.flip_test)
+    elif cfg.runtime == "torch":
+        det = FaceKeypointDetector.from_checkpoint(
+            ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test
+        )
+    else:
+        raise FkpError(f"runtime={cfg.runtime} is unknown; use torch or onnx.")
     out.mkdir(parents=True, exist_ok=True)
     results, rows, failed = {}, [], 0
     for path in inputs:

@@ -29,6 +29,15 @@ KEYPOINT_NAMES: tuple[str, ...] = tuple(
     for i in range(first, last + 1)
 )
 
+# Regions for per-region NME (mmpose / 300-W convention).
+REGIONS: dict[str, tuple[int, int]] = {
+    "jaw": (0, 17),
+    "brows": (17, 27),
+    "nose": (27, 36),
+    "eyes": (36, 48),
+    "mouth": (48, 68),
+}
+
 # Points that trade places when the face is mirrored; points on the midline map to themselves.
 FLIP_PAIRS: tuple[tuple[int, int], ...] = (
     *((i, 16 - i) for i in range(8)),  # jaw 0<->16 ... 7<->9

@@ -8,22 +8,18 @@ faces[0].box, faces[0].keypoints  # (4,) x, y, w, h; (68, 2) x, y in image pixel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
-from fkp.data.transforms import KeypointTransform, square_box, to_image
+from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform, square_box, to_image
 from fkp.detect import FaceDetector, HaarFaceDetector
 from fkp.errors import FkpError
 from fkp.landmarks import FLIP_INDEX
-from fkp.module import KeypointModule
-
-# The data settings prediction rebuilds its evaluation transform from.
-_TRANSFORM_KEYS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
 
 
 @dataclass
@@ -40,13 +36,15 @@ class Face:
         }
 
 
-def eval_transform_of(model: KeypointModule) -> KeypointTransform:
-    """The evaluation transform the model was trained with, from its checkpoint."""
+def eval_transform_of(model) -> KeypointTransform:
+    """The evaluation transform a KeypointModule was trained with, from its checkpoint."""
+    from hydra.utils import instantiate
+
     data = model.hparams.get("data_config")
     if not data:
         raise FkpError("checkpoint: it holds no data settings; was it written by fkp's train.py?")
     steps = [instantiate(step) for step in data.get("eval_transforms") or []]
-    return KeypointTransform(transforms=steps, **{k: data[k] for k in _TRANSFORM_KEYS})
+    return KeypointTransform(transforms=steps, **{k: data[k] for k in TRANSFORM_SETTINGS})
 
 
 def as_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -72,13 +70,15 @@ class FaceKeypointDetector:
 
     def __init__(
         self,
-        model: KeypointModule,
+        model: Callable[[torch.Tensor], torch.Tensor],
         transform: KeypointTransform,
         detector: FaceDetector | None = None,
         flip_test: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = model.to(device).eval()
+        """model: images (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1]: a KeypointModule,
+        or an exported model (`fkp.deploy.OnnxModel`)."""
+        self.model = model.to(device).eval() if isinstance(model, torch.nn.Module) else model
         self.transform = transform
         self.detector = detector if detector is not None else HaarFaceDetector()
         self.flip_test = flip_test
@@ -92,6 +92,8 @@ class FaceKeypointDetector:
         detector: FaceDetector | None = None,
         flip_test: bool = False,
     ) -> FaceKeypointDetector:
+        from fkp.module import KeypointModule  # Lightning: only for checkpoints
+
         path = Path(path)
         if not path.is_file():
             raise FkpError(f"{path}: no such checkpoint; pass a .ckpt written by train.py.")
@@ -103,6 +105,22 @@ class FaceKeypointDetector:
                 "outputs/<task>/<run>/checkpoints/."
             ) from None
         return cls(model, eval_transform_of(model), detector, flip_test, device)
+
+    @classmethod
+    def from_onnx(
+        cls,
+        path: str | Path,
+        detector: FaceDetector | None = None,
+        flip_test: bool = False,
+        threads: int | None = None,
+    ) -> FaceKeypointDetector:
+        """An ONNX file from export.py, with its preprocessing JSON beside it (onnxruntime;
+        neither Lightning nor Hydra is loaded)."""
+        from fkp.deploy import OnnxModel, load_preprocessing
+
+        if not Path(path).is_file():
+            raise FkpError(f"{path}: no such ONNX file; export one with export.py format=onnx.")
+        return cls(OnnxModel(path, threads), load_preprocessing(path), detector, flip_test)
 
     def __call__(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
         """All faces of the image, left to right. image: (H, W, 3) RGB (or BGR with bgr=True),
@@ -122,7 +140,9 @@ class FaceKeypointDetector:
         """
         prepared = self.transform.prepare(image)
         samples = [self.transform(prepared, box) for box in boxes]
-        images = torch.stack([s["image"] for s in samples]).to(self.device)
+        images = torch.stack([s["image"] for s in samples])
+        if isinstance(self.model, torch.nn.Module):
+            images = images.to(self.device)
         affines = torch.from_numpy(np.stack([s["affine"] for s in samples]))
         with torch.no_grad():
             predicted = self.model(images)
@@ -147,3 +167,16 @@ class FaceKeypointDetector:
             box = np.array([[(w - 1) / 2, (h - 1) / 2, max(h, w)]], dtype=np.float32)
             out.append(self.keypoints_in(rgb, box)[0])
         return out
+
+
+def newest_checkpoint(log_dir: Path) -> Path:
+    """The best checkpoint of the newest training run under log_dir."""
+    runs = sorted(log_dir.glob("**/checkpoints"), key=lambda p: p.stat().st_mtime)
+    for run in reversed(runs):
+        best = sorted(run.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if best or (run / "last.ckpt").is_file():
+            return best[-1] if best else run / "last.ckpt"
+    raise FkpError(
+        f"no training run with checkpoints under {log_dir}; train one (python train.py "
+        "experiment=fast) or pass ckpt_path=<file.ckpt>."
+    )

@@ -165,6 +165,11 @@ class RandomSimilarity(A.DualTransform):
         return ("rotate", "scale", "translate", "fill")
 
 
+# The data settings a KeypointTransform is built from (beside its albumentations steps); kept in
+# checkpoints and export files so inference rebuilds the evaluation transform exactly.
+TRANSFORM_SETTINGS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
+
+
 class KeypointTransform:
     """Original image + square face box -> model input, normalised keypoints and the mapping back.
 

@@ -1,0 +1,138 @@
+"""Evaluate a checkpoint: `python eval.py [ckpt_path=...] [split=test | csv=... images=...]`.
+
+Writes metrics.json, ced.png (cumulative error distribution) and worst.png (the worst faces,
+prediction in magenta over truth in green) into outputs/eval/<date>_<time>/, and prints a
+table. With dlib=true, dlib's 68-point predictor runs on the same faces in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from fkp.config import build
+from fkp.data.datamodule import FaceKeypointsDataModule
+from fkp.data.download import TEST_CSV, TRAIN_CSV
+from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
+from fkp.errors import FkpError
+from fkp.evaluate import Result, match_face, plot_ced, summarise, timed, worst_grid
+from fkp.landmarks import REGIONS
+from fkp.predictor import FaceKeypointDetector, newest_checkpoint
+from fkp.viz import save_image
+
+COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
+           "ms_per_face"]  # fmt: skip
+
+
+def load_faces(
+    cfg: DictConfig, data_config: dict
+) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """Names, labelled keypoints (N, 68, 2) and RGB images of the faces to evaluate."""
+    if cfg.csv:
+        table = read_keypoints_csv(cfg.csv)
+        folder = Path(cfg.images) if cfg.images else Path(cfg.csv).parent
+    else:
+        data_dir = Path(cfg.data_dir)
+        if cfg.split not in ("test", "val", "train"):
+            raise FkpError(f"split={cfg.split} is unknown; use test, val or train.")
+        use_test = cfg.split == "test" or (
+            cfg.split == "val" and data_config["val_split"] == "test"
+        )
+        name, folder = (TEST_CSV, "test") if use_test else (TRAIN_CSV, "training")
+        table = read_keypoints_csv(data_dir / name)
+        folder = data_dir / folder
+        if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
+            split = FaceKeypointsDataModule(
+                data_dir, val_split=data_config["val_split"],
+                val_fraction=data_config["val_fraction"], seed=data_config["seed"],
+            )  # fmt: skip
+            table = table.subset(np.flatnonzero(split.val_rows(table.names)))
+    if cfg.limit:
+        table = table.subset(np.arange(min(cfg.limit, len(table))))
+    check_images_exist(table, folder)
+    return table.names, table.keypoints, [decode_image(folder / n) for n in table.names]
+
+
+def _cell(column: str, value: float) -> str:
+    if column == "ms_per_face":
+        return f"{value:.2f}" if value else "-"  # the detector protocol is not timed per face
+    return f"{value:.2f}" if column == "mpe_px" else f"{100 * value:.2f}%"
+
+
+def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str) -> Result:
+    predicted = np.full(truth.shape, np.nan)
+    result = Result(f"fkp ({protocol} box)", predicted)
+    for i, (image, points) in enumerate(zip(images, truth)):
+        if protocol == "gt":
+            box = det.transform.box_for(points)[None]
+            keypoints, seconds = timed(lambda: det.keypoints_in(image, box))  # noqa: B023
+            predicted[i] = keypoints[0]
+            result.seconds += seconds
+            result.faces_timed += 1
+        else:
+            face = match_face([f.keypoints for f in det(image)], points)
+            if face is not None:
+                predicted[i] = face
+    return result
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    out = Path(cfg.paths.output_dir)
+    ckpt = (
+        Path(cfg.ckpt_path) if cfg.get("ckpt_path") else newest_checkpoint(Path(cfg.paths.log_dir))
+    )
+    print(f"checkpoint: {ckpt}")
+    torch.set_num_threads(cfg.threads)
+    det = FaceKeypointDetector.from_checkpoint(
+        ckpt, detector=build(cfg.detector), flip_test=cfg.flip_test
+    )
+    names, truth, images = load_faces(cfg, det.model.hparams.data_config)
+    results = [run_fkp(det, images, truth, p) for p in cfg.protocols]
+    if cfg.dlib:
+        from fkp.dlib_baseline import run_dlib
+
+        results += run_dlib(images, truth, cfg.protocols, det.transform.margin)
+    metrics = {r.name: summarise(r, truth) for r in results}
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "checkpoint": str(ckpt),
+        "faces": len(names),
+        "split": cfg.csv or cfg.split,
+        **metrics,
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_ced(results, out / "ced.png")
+    save_image(
+        out / "worst.png", worst_grid(images, truth, results[0], cfg.worst, det.transform.margin)
+    )
+    print(f"\n{len(names)} faces, {cfg.csv or cfg.split} split, 1 CPU thread\n")
+    print("| method | " + " | ".join(COLUMNS) + " |")
+    print("| --- |" + " --- |" * len(COLUMNS))
+    for name, m in metrics.items():
+        cells = [_cell(c, m[c]) for c in COLUMNS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    regions = [k for k in next(iter(metrics.values())) if k[4:] in REGIONS]
+    for name, m in metrics.items():
+        per_region = ", ".join(f"{k[4:]} {100 * m[k]:.2f}%" for k in regions)
+        print(f"per-region NME, {name}: {per_region}")
+    print(f"wrote {out}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except FkpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

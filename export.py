@@ -1,0 +1,47 @@
+"""Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`.
+
+Writes the network (dynamic batch size) and a JSON file of its preprocessing beside it;
+`FaceKeypointDetector.from_onnx` and `predict.py runtime=onnx` use the pair.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fkp.deploy import export, save_preprocessing
+from fkp.errors import FkpError
+from fkp.predictor import FaceKeypointDetector
+
+
+def run(cfg: DictConfig) -> Path:
+    det = FaceKeypointDetector.from_checkpoint(cfg.ckpt_path)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(cfg.format)
+    if suffix is None:
+        raise FkpError(f"format={cfg.format} is unknown; use onnx or torchscript.")
+    out = (
+        Path(cfg.output)
+        if cfg.output
+        else Path(cfg.paths.output_dir) / (Path(cfg.ckpt_path).stem + suffix)
+    )
+    export(det.model, det.transform, out, cfg.format)
+    hparams = det.model.hparams
+    settings = save_preprocessing(det.transform, hparams.data_config, out, hparams.network)
+    print(f"wrote {out} and {settings}")
+    return out
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except FkpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Exported models: ONNX (run with onnxruntime) and TorchScript, each with a JSON file of the
+preprocessing beside it, so inference needs neither Lightning nor Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+
+from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform
+from fkp.errors import FkpError
+from fkp.landmarks import NUM_KEYPOINTS
+
+
+def preprocessing_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def save_preprocessing(
+    transform: KeypointTransform, data_config: dict, model_path: Path, network: str
+) -> Path:
+    """Write the evaluation transform (settings from the checkpoint's data config, and its
+    albumentations steps) beside the exported model."""
+    settings = {k: data_config[k] for k in TRANSFORM_SETTINGS}
+    pipeline = A.to_dict(transform.pipeline) if transform.pipeline is not None else None
+    record = {"network": network, "preprocessing": settings, "eval_pipeline": pipeline}
+    path = preprocessing_path(model_path)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_preprocessing(model_path: str | Path) -> KeypointTransform:
+    path = preprocessing_path(model_path)
+    if not path.is_file():
+        raise FkpError(
+            f"{path}: missing; export.py writes it beside {Path(model_path).name}: keep both."
+        )
+    record = json.loads(path.read_text())
+    steps = list(A.from_dict(record["eval_pipeline"]).transforms) if record["eval_pipeline"] else []
+    return KeypointTransform(transforms=steps, **record["preprocessing"])
+
+
+class _Keypoints(torch.nn.Module):
+    """The bare network with the (B, 68, 2) view: nothing of Lightning gets traced."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).view(-1, NUM_KEYPOINTS, 2)
+
+
+def export(model: torch.nn.Module, transform: KeypointTransform, path: Path, fmt: str) -> Path:
+    """Export a KeypointModule's network (images (B, C, S, S) -> keypoints (B, 68, 2) in
+    [-1, 1]) with a dynamic batch size."""
+    model = _Keypoints(model.net).eval().cpu()
+    example = torch.zeros(1, transform.channels, transform.image_size, transform.image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        with warnings.catch_warnings():  # the TorchScript-based exporter, deprecated, still exact
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (example,), str(path), input_names=["image"], output_names=["keypoints"],
+                dynamic_axes={"image": {0: "batch"}, "keypoints": {0: "batch"}}, dynamo=False,
+            )  # fmt: skip
+    elif fmt == "torchscript":
+        torch.jit.trace(model, example).save(str(path))
+    else:
+        raise FkpError(f"format={fmt} is unknown; use onnx or torchscript.")
+    return path
+
+
+class OnnxModel:
+    """An exported ONNX network behind the same call as the PyTorch one."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own types for unreadable files
+            raise FkpError(f"{path}: not a readable ONNX model ({type(e).__name__}).") from None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"image": images.detach().cpu().numpy().astype(np.float32)})
+        return torch.from_numpy(out[0])

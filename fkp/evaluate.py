@@ -1,0 +1,122 @@
+"""Evaluation of a keypoint predictor on a labelled set, under two box protocols.
+
+- gt: each face framed from its labelled points with the training margin, as training crops
+  are (the usual protocol of landmark benchmarks);
+- detector: end to end as predict.py runs, from the face detector's box; a face the detector
+  misses counts as a failure (NME infinite) and is reported in the miss rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from fkp.data.transforms import box_affine, points_extent, square_box  # noqa: E402
+from fkp.landmarks import REGIONS  # noqa: E402
+from fkp.metrics import ced_auc, failure_rate, per_image_nme  # noqa: E402
+from fkp.viz import make_grid  # noqa: E402
+
+
+@dataclass
+class Result:
+    """Predictions of one method under one protocol. predicted: (N, 68, 2) pixels, NaN where
+    the detector found no face; seconds: time spent on keypoints per face, detection apart."""
+
+    name: str
+    predicted: np.ndarray
+    faces_timed: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def ms_per_face(self) -> float:
+        return 1e3 * self.seconds / max(1, self.faces_timed)
+
+
+def match_face(faces: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray | None:
+    """The predicted (68, 2) face nearest the labelled one, if within half its extent."""
+    if not len(faces):
+        return None
+    centre, extent = points_extent(truth)[:2], points_extent(truth)[2]
+    distances = [np.linalg.norm(points_extent(f)[:2] - centre) for f in faces]
+    best = int(np.argmin(distances))
+    return faces[best] if distances[best] < extent / 2 else None
+
+
+def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10)) -> dict[str, float]:
+    """NME (mean, median; detected faces), FR and AUC (misses count as failures), per-region
+    NME, mean point error in pixels, miss rate, ms per face."""
+    found = ~np.isnan(result.predicted).any(axis=(1, 2))
+    pred, gt = torch.from_numpy(result.predicted[found]), torch.from_numpy(truth[found])
+    nme = torch.full((len(truth),), float("inf"), dtype=torch.float64)
+    nme[torch.from_numpy(found)] = per_image_nme(pred.double(), gt.double())
+    out = {
+        "nme": float(nme[found].mean()),
+        "nme_median": float(nme[found].median()),
+        "mpe_px": float((pred - gt).norm(dim=-1).mean()),
+        "miss_rate": float(1 - found.mean()),
+        "ms_per_face": result.ms_per_face(),
+        "faces": int(found.sum()),
+    }
+    for t in thresholds:
+        out[f"fr_{t:.2f}"] = float(failure_rate(nme, t))
+        out[f"auc_{t:.2f}"] = float(ced_auc(nme, t))
+    interocular = (gt[:, 36] - gt[:, 45]).norm(dim=-1)
+    for region, (a, b) in REGIONS.items():
+        errors = (pred[:, a:b] - gt[:, a:b]).norm(dim=-1).mean(dim=-1) / interocular
+        out[f"nme_{region}"] = float(errors.mean())
+    result.extra["nme"] = nme.numpy()
+    return out
+
+
+def plot_ced(results: Sequence[Result], path, limit: float = 0.15) -> None:
+    """Cumulative error distribution: fraction of images with NME at most x."""
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    xs = np.linspace(0, limit, 301)
+    for result in results:
+        nme = result.extra["nme"]
+        curve = (nme[None, :] <= xs[:, None]).mean(axis=1)
+        auc = float(ced_auc(torch.from_numpy(nme), 0.10))
+        ax.plot(xs, curve, label=f"{result.name} (AUC@0.10 {auc:.3f})")
+    ax.set_xlabel("NME (inter-ocular)")
+    ax.set_ylabel("fraction of images")
+    ax.set_xlim(0, limit)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def worst_grid(
+    images: Sequence[np.ndarray], truth: np.ndarray, result: Result, count: int, margin: float
+) -> np.ndarray:
+    """The `count` worst faces (ground-truth framing), prediction over truth."""
+    nme = np.nan_to_num(result.extra["nme"], posinf=1e9)
+    order = np.argsort(-nme)[:count]
+    crops, gt_points, pred_points, titles = [], [], [], []
+    for i in order:
+        box = square_box(points_extent(truth[i]), margin)
+        affine = box_affine(box, 224)
+        crops.append(cv2.warpAffine(images[i], affine, (224, 224)))
+        gt_points.append(truth[i] @ affine[:, :2].T + affine[:, 2])
+        pred = result.predicted[i]
+        pred_points.append(pred @ affine[:, :2].T + affine[:, 2] if not np.isnan(pred).any() else
+                           np.full((68, 2), -100.0))  # fmt: skip
+        titles.append(f"NME {nme[i]:.3f}" if nme[i] < 1e9 else "missed")
+    return make_grid(crops, gt_points, pred_points, titles=titles)
+
+
+def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start

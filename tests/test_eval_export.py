@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fkp import FaceKeypointDetector
+from fkp.data.io import decode_image, read_keypoints_csv
+from fkp.deploy import export, save_preprocessing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def test_eval_writes_metrics_ced_and_worst_faces(tiny_checkpoint, data_dir, tmp_path):
+    result = _run("eval.py", f"ckpt_path={tiny_checkpoint}", "limit=12", "worst=4",
+                  f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["faces"] == 12
+    gt, detected = metrics["fkp (gt box)"], metrics["fkp (detector box)"]
+    for m in (gt, detected):
+        assert 0 < m["nme"] < 2 and 0 <= m["fr_0.10"] <= 1 and 0 <= m["auc_0.10"] <= 1
+        assert {"nme_jaw", "nme_brows", "nme_nose", "nme_eyes", "nme_mouth"} <= set(m)
+    assert gt["miss_rate"] == 0 and gt["ms_per_face"] > 0
+    assert (tmp_path / "ced.png").stat().st_size > 10_000 and (tmp_path / "worst.png").is_file()
+    assert "| fkp (gt box) |" in result.stdout
+
+
+def test_eval_on_a_custom_csv_and_the_val_split(tiny_checkpoint, tiny_data, tmp_path):
+    result = _run("eval.py", f"ckpt_path={tiny_checkpoint}", "protocols=[gt]",
+                  f"csv={tiny_data / 'test_frames_keypoints.csv'}", f"images={tiny_data / 'test'}",
+                  f"hydra.run.dir={tmp_path / 'a'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["faces"] == 8
+    result = _run("eval.py", f"ckpt_path={tiny_checkpoint}", "split=val", "protocols=[gt]",
+                  "limit=5", f"hydra.run.dir={tmp_path / 'b'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_dlib_side_by_side(tiny_checkpoint, data_dir, tmp_path):
+    pytest.importorskip("dlib", reason="the bench extra is not installed")
+    result = _run("eval.py", f"ckpt_path={tiny_checkpoint}", "limit=10", "dlib=true",
+                  f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    dlib = metrics["dlib (HOG detector box)"]
+    assert dlib["nme"] < 0.2 and metrics["dlib (gt box)"]["ms_per_face"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_agrees_with_pytorch_on_real_images(
+    tiny_checkpoint, data_dir, tmp_path, fmt
+):
+    det = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)
+    path = export(det.model, det.transform, tmp_path / f"m.{fmt}", fmt)
+    save_preprocessing(det.transform, det.model.hparams.data_config, path, "custom_cnn")
+    table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv")
+    images = [decode_image(data_dir / "test" / n) for n in table.names[:6]]
+    boxes = det.transform.box_for(table.keypoints[:6])
+    expected = np.stack([det.keypoints_in(im, b[None])[0] for im, b in zip(images, boxes)])
+    if fmt == "onnx":
+        exported = FaceKeypointDetector.from_onnx(path)
+    else:  # TorchScript behind the same API
+        exported = FaceKeypointDetector(torch.jit.load(str(path)), det.transform)
+    got = np.stack([exported.keypoints_in(im, b[None])[0] for im, b in zip(images, boxes)])
+    assert np.abs(got - expected).max() < 0.01  # pixels
+    batch = torch.randn(5, 1, 64, 64)  # dynamic batch size
+    assert exported.model(batch).shape == (5, 68, 2)
+
+
+def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp_path):
+    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "format=onnx",
+                  f"output={tmp_path / 'm.onnx'}", f"hydra.run.dir={tmp_path / 'x'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "m.onnx").is_file() and (tmp_path / "m.json").is_file()
+    image = data_dir.parent / "images" / "obamas.jpg"
+    runs = {}
+    for runtime, model in [("onnx", tmp_path / "m.onnx"), ("torch", tiny_checkpoint)]:
+        out = tmp_path / runtime
+        result = _run("predict.py", f"runtime={runtime}", f"ckpt_path={model}", f"input={image}",
+                      f"hydra.run.dir={out}")  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[runtime] = json.loads((out / "keypoints.json").read_text())[str(image)]["faces"]
+    for a, b in zip(runs["onnx"], runs["torch"]):
+        assert np.abs(np.array(a["keypoints"]) - np.array(b["keypoints"])).max() < 0.02
+    (tmp_path / "m.json").unlink()
+    result = _run("predict.py", "runtime=onnx", f"ckpt_path={tmp_path / 'm.onnx'}",
+                  f"input={image}", f"hydra.run.dir={tmp_path / 'y'}")  # fmt: skip
+    assert result.returncode == 2 and "m.json: missing" in result.stderr
