@@ -3,7 +3,8 @@
     python bench/predict_speed.py --ckpt <file.ckpt> [--images ../shared/data/images/*.jpg]
 
 Model latency: the network alone on a preprocessed face, batch 1 on 1 CPU thread, and per
-face in a batch of 16. End to end: decode excluded, Haar detection + framing + keypoints +
+face in a batch of 16, in PyTorch eager mode and in onnxruntime. End to end: decode excluded,
+Haar detection + framing + keypoints +
 drawing, as predict.py does it, on 1 thread. Prints markdown for README.
 """
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import glob
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import torch
 
 from fkp.data.io import decode_image
+from fkp.deploy import OnnxModel, export
 from fkp.predictor import FaceKeypointDetector
 from fkp.viz import draw_keypoints
 
@@ -50,12 +54,18 @@ def main() -> None:
     with torch.inference_mode():
         single = best_of(lambda: model(one), 50)
         batched = best_of(lambda: model(many), 5) / 16
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = OnnxModel(export(model, det.transform, Path(tmp) / "m.onnx", "onnx"), threads=1)
+        onnx_single = best_of(lambda: onnx(one), 50)
+        onnx_batched = best_of(lambda: onnx(many), 5) / 16
     net = model.hparams.network
     print(f"model {net} at {size} px ({args.ckpt}), 1 CPU thread\n")
     print("| measure | ms |")
     print("| --- | --- |")
-    print(f"| model, 1 face (batch 1) | {single * 1e3:.2f} |")
-    print(f"| model, per face in a batch of 16 | {batched * 1e3:.2f} |")
+    print(f"| model, PyTorch eager, 1 face (batch 1) | {single * 1e3:.2f} |")
+    print(f"| model, PyTorch eager, per face in a batch of 16 | {batched * 1e3:.2f} |")
+    print(f"| model, onnxruntime, 1 face (batch 1) | {onnx_single * 1e3:.2f} |")
+    print(f"| model, onnxruntime, per face in a batch of 16 | {onnx_batched * 1e3:.2f} |")
     for path in args.images:
         image = decode_image(path)
 
