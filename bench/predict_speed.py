@@ -4,8 +4,8 @@
 
 Model latency: the network alone on a preprocessed face, batch 1 on 1 CPU thread, and per
 face in a batch of 16, in PyTorch eager mode and in onnxruntime. End to end: decode excluded,
-Haar detection + framing + keypoints +
-drawing, as predict.py does it, on 1 thread. Prints markdown for README.
+Haar detection + framing + keypoints + drawing, as predict.py does it, on 1 thread. Prints
+markdown for README.
 """
 
 from __future__ import annotations
