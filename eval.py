@@ -8,7 +8,6 @@ table. With dlib=true, dlib's 68-point predictor runs on the same faces in the s
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,7 +19,7 @@ from fkp.config import build
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.download import TEST_CSV, TRAIN_CSV
 from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
-from fkp.errors import FkpError
+from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import Result, match_face, plot_ced, summarise, timed, worst_grid
 from fkp.landmarks import REGIONS
 from fkp.predictor import FaceKeypointDetector, newest_checkpoint
@@ -127,11 +126,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    try:
+    with reported_as_one_line():
         evaluate(cfg)
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

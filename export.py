@@ -6,14 +6,13 @@ Writes the network (dynamic batch size) and a JSON file of its preprocessing bes
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from fkp.deploy import export, save_preprocessing
-from fkp.errors import FkpError
+from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import FaceKeypointDetector
 
 
@@ -36,11 +35,8 @@ def run(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    try:
+    with reported_as_one_line():
         run(cfg)
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

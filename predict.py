@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from fkp.config import build
 from fkp.data.io import decode_image
 from fkp.data.transforms import box_affine, square_box
-from fkp.errors import FkpError
+from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import Face, FaceKeypointDetector, newest_checkpoint
 from fkp.smooth import OneEuroFilter
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
@@ -154,11 +154,8 @@ def predict(cfg: DictConfig) -> int:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
+    with reported_as_one_line():
         failed = predict(cfg)
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     if failed:
         print(f"error: {failed} input(s) failed; see the messages above.", file=sys.stderr)
         sys.exit(1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from fkp.config import build
-from fkp.errors import FkpError
+from fkp.errors import FkpError, reported_as_one_line
 
 log = logging.getLogger("fkp.train")
 
@@ -86,11 +85,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with reported_as_one_line():
         metrics = train(cfg)
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     return metrics.get(cfg.get("optimized_metric"))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from fkp.config import build, compose_config
 from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
 from fkp.data.transforms import denormalise
-from fkp.errors import FkpError
+from fkp.errors import reported_as_one_line
 from fkp.viz import make_grid, save_image
 
 
@@ -55,11 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
     if args.n < 1:
         parser.error("--n must be at least 1")
-    try:
+    with reported_as_one_line():
         print(show(args.split, args.n, args.augment, args.out, args.seed, args.overrides))
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 
