@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from fkp.config import build
 from fkp.data.io import decode_image
-from fkp.data.transforms import box_affine, square_box
+from fkp.data.transforms import apply_affine, box_affine
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import Face, FaceKeypointDetector, newest_checkpoint
 from fkp.smooth import OneEuroFilter
@@ -60,15 +60,12 @@ def annotate(image: np.ndarray, faces: list[Face], parts: bool) -> np.ndarray:
     return out
 
 
-def face_crop(
-    image: np.ndarray, det: FaceKeypointDetector, face: Face
-) -> tuple[np.ndarray, np.ndarray]:
-    """The face's square frame at native resolution and its keypoints in crop pixels."""
-    box = square_box(det.detector.face_extent(face.box[None])[0], det.transform.margin)
-    side = max(1, int(round(float(box[2]))))
-    affine = box_affine(box, side)
+def face_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """The square the model saw, at native resolution, and the keypoints in its pixels."""
+    side = max(1, int(round(float(face.frame[2]))))
+    affine = box_affine(face.frame, side)
     crop = cv2.warpAffine(image, affine, (side, side), borderMode=cv2.BORDER_CONSTANT)
-    return crop, face.keypoints @ affine[:, :2].T + affine[:, 2]
+    return crop, apply_affine(affine, face.keypoints)
 
 
 def predict_video(path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: Path) -> dict:
@@ -134,7 +131,7 @@ def predict(cfg: DictConfig) -> int:
             }  # fmt: skip
             for k, face in enumerate(faces):
                 if cfg.crops:
-                    crop, points = face_crop(image, det, face)
+                    crop, points = face_crop(image, face)
                     name = f"{path.stem}_{k:02d}.png"
                     save_image(out / "faces" / name, crop)
                     rows.append([name, *np.round(points.reshape(-1), 2).tolist()])

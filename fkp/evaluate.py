@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fkp.data.transforms import box_affine, points_extent, square_box  # noqa: E402
+from fkp.data.transforms import apply_affine, box_affine, points_extent, square_box  # noqa: E402
 from fkp.landmarks import REGIONS  # noqa: E402
 from fkp.metrics import ced_auc, failure_rate, per_image_nme  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
@@ -108,9 +108,9 @@ def worst_grid(
         box = square_box(points_extent(truth[i]), margin)
         affine = box_affine(box, 224)
         crops.append(cv2.warpAffine(images[i], affine, (224, 224)))
-        gt_points.append(truth[i] @ affine[:, :2].T + affine[:, 2])
+        gt_points.append(apply_affine(affine, truth[i]))
         pred = result.predicted[i]
-        pred_points.append(pred @ affine[:, :2].T + affine[:, 2] if not np.isnan(pred).any() else
+        pred_points.append(apply_affine(affine, pred) if not np.isnan(pred).any() else
                            np.full((68, 2), -100.0))  # fmt: skip
         titles.append(f"NME {nme[i]:.3f}" if nme[i] < 1e9 else "missed")
     return make_grid(crops, gt_points, pred_points, titles=titles)

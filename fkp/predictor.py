@@ -24,10 +24,12 @@ from fkp.landmarks import FLIP_INDEX
 
 @dataclass
 class Face:
-    """box: (4,) x, y, w, h of the detection; keypoints: (68, 2) x, y; image pixels."""
+    """box: (4,) x, y, w, h of the detection; keypoints: (68, 2) x, y; frame: (3,) cx, cy,
+    side of the square the model saw (the training framing of this face); image pixels."""
 
     box: np.ndarray
     keypoints: np.ndarray
+    frame: np.ndarray
 
     def to_dict(self) -> dict:
         return {
@@ -129,9 +131,9 @@ class FaceKeypointDetector:
         boxes = self.detector.detect(rgb)
         if len(boxes) == 0:
             return []
-        extents = self.detector.face_extent(boxes)
-        keypoints = self.keypoints_in(rgb, square_box(extents, self.transform.margin))
-        return [Face(b, k) for b, k in zip(boxes, keypoints)]
+        frames = square_box(self.detector.face_extent(boxes), self.transform.margin)
+        keypoints = self.keypoints_in(rgb, frames)
+        return [Face(b, k, f) for b, k, f in zip(boxes, keypoints, frames)]
 
     def keypoints_in(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Keypoints of the faces framed by square boxes, all in one forward pass.
