@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import torch
+from common import Row, hardware, print_rows
 
 from fkp.config import build, compose_config
 from fkp.data import FaceKeypointsDataModule, KeypointsDataset, decode_image
@@ -86,11 +86,8 @@ def release_format_copy(dm: FaceKeypointsDataModule, count: int, folder: Path) -
     return frame
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="timing window per row")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
-    args = parser.parse_args()
+def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[Row]:
+    """Rows of samples/s in one process: the starter style, then fkp's pipelines."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     data_dir = Path(os.environ.get("FKP_DATA_DIR", "data/youtube_faces"))
@@ -99,28 +96,44 @@ def main() -> None:
     dm: FaceKeypointsDataModule = build(cfg.data)
     start = time.perf_counter()
     dm.setup("fit")
-    warm = time.perf_counter() - start
     train = dm.datasets["train"]
-    print(f"cache: training split ({len(train.images)} faces) decoded and framed in {warm:.1f} s\n")
-    print(f"| pipeline, 1 process on {cpu_name()} | size | samples/s | vs starter |")
-    print("| --- | --- | --- | --- |")
+    seconds_to_cache = time.perf_counter() - start
+    what = "data: decode + frame the training split once"
+    rows: list[Row] = [(what, f"{len(train.images)} faces", seconds_to_cache, "s")]
     with tempfile.TemporaryDirectory() as tmp:
         frame = release_format_copy(dm, 500, Path(tmp))
-        for size in args.sizes:
-            starter = rate(StarterStyleDataset(frame, Path(tmp), size), args.seconds)
-            rows = {"starter style (decode + rescale + crop + normalise)": starter}
+        for size in sizes:
+            setting = f"{size} px, 1 process"
+            rate_of = {"starter": rate(StarterStyleDataset(frame, Path(tmp), size), seconds)}
             for label, grayscale in [("grayscale", True), ("RGB", False)]:
                 overrides = [f"data.image_size={size}", f"data.grayscale={grayscale}"]
                 sized = compose_config(groups, [f"data.data_dir={data_dir}", *overrides])
                 transform = build(sized.data).train_transform
                 data = KeypointsDataset(train.images, train.keypoints, train.names, transform)
-                rows[f"fkp train pipeline, cached, {label}"] = rate(data, args.seconds)
+                rate_of[label] = rate(data, seconds)
                 if grayscale:  # the same draws through albumentations' general Affine
                     steps = [_as_albumentations_affine(t) for t in transform.pipeline.transforms]
                     transform.pipeline = A.Compose(steps, keypoint_params=KEYPOINTS)
-                    rows["... with albumentations.Affine, grayscale"] = rate(data, args.seconds)
-            for label, value in rows.items():
-                print(f"| {label} | {size} | {value:.0f} | {value / starter:.1f}x |")
+                    rate_of["affine"] = rate(data, seconds)
+            starter = rate_of["starter"]
+            names = {
+                "starter": "data: starter style (decode + rescale + crop + normalise)",
+                "grayscale": "data: fkp train pipeline, cached, grayscale",
+                "affine": "data: ... with albumentations.Affine, grayscale",
+                "RGB": "data: fkp train pipeline, cached, RGB",
+            }
+            for key, label in names.items():
+                ratio = rate_of[key] / starter
+                rows.append((label, f"{setting}, {ratio:.1f}x starter", rate_of[key], "samples/s"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="timing window per row")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
+    args = parser.parse_args()
+    print_rows((measure(args.seconds, tuple(args.sizes)), hardware(threads=1)))
 
 
 def _as_albumentations_affine(step: A.BasicTransform) -> A.BasicTransform:
@@ -133,13 +146,6 @@ def _as_albumentations_affine(step: A.BasicTransform) -> A.BasicTransform:
         border_mode=0,
         p=step.p,
     )
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    return f"{platform.machine()}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

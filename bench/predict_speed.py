@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import torch
+from common import Row, hardware, print_rows
 
 from fkp.data.io import decode_image
 from fkp.deploy import OnnxModel, export
@@ -37,36 +38,27 @@ def best_of(fn, repeats: int, rounds: int = 5) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True)
-    parser.add_argument(
-        "--images", nargs="+", default=sorted(glob.glob("../shared/data/images/*.jpg"))
-    )
-    args = parser.parse_args()
+def measure(ckpt: str, images: list[str]) -> list[Row]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    det = FaceKeypointDetector.from_checkpoint(args.ckpt)
+    det = FaceKeypointDetector.from_checkpoint(ckpt)
     size, channels = det.transform.image_size, det.transform.channels
-    model = det.model
     one = torch.randn(1, channels, size, size)
     many = torch.randn(16, channels, size, size)
+    net = f"{det.model.hparams.network} at {size} px"
+    rows: list[Row] = []
+
+    def per_face(what: str, model) -> None:
+        rows.append((what, f"{net}, batch 1", 1e3 * best_of(lambda: model(one), 50), "ms/face"))
+        batched = 1e3 * best_of(lambda: model(many), 5) / 16
+        rows.append((what, f"{net}, batch 16", batched, "ms/face"))
+
     with torch.inference_mode():
-        single = best_of(lambda: model(one), 50)
-        batched = best_of(lambda: model(many), 5) / 16
+        per_face("predict: model, PyTorch eager", det.model)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx = OnnxModel(export(model, det.transform, Path(tmp) / "m.onnx", "onnx"), threads=1)
-        onnx_single = best_of(lambda: onnx(one), 50)
-        onnx_batched = best_of(lambda: onnx(many), 5) / 16
-    net = model.hparams.network
-    print(f"model {net} at {size} px ({args.ckpt}), 1 CPU thread\n")
-    print("| measure | ms |")
-    print("| --- | --- |")
-    print(f"| model, PyTorch eager, 1 face (batch 1) | {single * 1e3:.2f} |")
-    print(f"| model, PyTorch eager, per face in a batch of 16 | {batched * 1e3:.2f} |")
-    print(f"| model, onnxruntime, 1 face (batch 1) | {onnx_single * 1e3:.2f} |")
-    print(f"| model, onnxruntime, per face in a batch of 16 | {onnx_batched * 1e3:.2f} |")
-    for path in args.images:
+        path = export(det.model, det.transform, Path(tmp) / "m.onnx", "onnx")
+        per_face("predict: model, onnxruntime", OnnxModel(path, threads=1))
+    for path in images:
         image = decode_image(path)
 
         def end_to_end(image=image):
@@ -74,12 +66,21 @@ def main() -> None:
             for face in det(image):
                 out = draw_keypoints(out, face.keypoints)
 
-        faces = len(det(image))
-        ms = best_of(end_to_end, 3) * 1e3
-        name = path.rsplit("/", 1)[-1]
-        print(
-            f"| end to end, {name} ({image.shape[1]}x{image.shape[0]}, {faces} faces) | {ms:.1f} |"
-        )
+        shape = f"{image.shape[1]}x{image.shape[0]}, {len(det(image))} faces"
+        ms = 1e3 * best_of(end_to_end, 3)
+        what = "predict: end to end (Haar + keypoints + drawing)"
+        rows.append((what, f"{Path(path).name} ({shape}), {net}", ms, "ms/image"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument(
+        "--images", nargs="+", default=sorted(glob.glob("../shared/data/images/*.jpg"))
+    )
+    args = parser.parse_args()
+    print_rows((measure(args.ckpt, args.images), hardware(threads=1)))
 
 
 if __name__ == "__main__":

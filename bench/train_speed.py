@@ -15,6 +15,7 @@ import os
 import time
 
 import torch
+from common import Row, hardware, print_rows
 
 from fkp.models import RESNETS
 from fkp.module import KeypointModule
@@ -44,6 +45,17 @@ def samples_per_second(network: str, size: int, batch: int, device: str, seconds
     return count * batch / (time.perf_counter() - start)
 
 
+def measure(models, sizes, batch: int = 32, device: str = "cpu", seconds: float = 4.0) -> list[Row]:
+    torch.set_num_threads(os.cpu_count() or 1)  # training uses every core
+    rows: list[Row] = []
+    for name in models:
+        for size in sizes:
+            value = samples_per_second(name, size, batch, device, seconds)
+            setting = f"{size} px, batch {batch}, grayscale, {device}"
+            rows.append((f"train: {name}", setting, value, "samples/s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -52,17 +64,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128, 224])
     parser.add_argument("--models", nargs="+", default=["custom_cnn", *RESNETS])
     args = parser.parse_args()
-    if args.device == "cpu":
-        where = f"CPU, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
-    else:
-        where = torch.cuda.get_device_name()
-    print(f"training samples/s, batch {args.batch_size}, grayscale, {where}\n")
-    print("| model | " + " | ".join(f"{s} px" for s in args.sizes) + " |")
-    print("| --- |" + " --- |" * len(args.sizes))
-    for name in args.models:
-        rates = [samples_per_second(name, s, args.batch_size, args.device, args.seconds)
-                 for s in args.sizes]  # fmt: skip
-        print(f"| {name} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
+    rows = measure(args.models, args.sizes, args.batch_size, args.device, args.seconds)
+    print_rows((rows, hardware(args.device)))
 
 
 if __name__ == "__main__":
