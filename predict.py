@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from fkp.config import build
 from fkp.data.io import decode_image
-from fkp.data.transforms import apply_affine, box_affine
+from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import Face, FaceKeypointDetector, newest_checkpoint
 from fkp.smooth import OneEuroFilter
@@ -63,8 +63,7 @@ def annotate(image: np.ndarray, faces: list[Face], parts: bool) -> np.ndarray:
 def face_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
     """The square the model saw, at native resolution, and the keypoints in its pixels."""
     side = max(1, int(round(float(face.frame[2]))))
-    affine = box_affine(face.frame, side)
-    crop = cv2.warpAffine(image, affine, (side, side), borderMode=cv2.BORDER_CONSTANT)
+    crop, affine = crop_box(image, face.frame, side)
     return crop, apply_affine(affine, face.keypoints)
 
 

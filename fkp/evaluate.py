@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fkp.data.transforms import apply_affine, box_affine, points_extent, square_box  # noqa: E402
+from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box  # noqa: E402
 from fkp.landmarks import REGIONS  # noqa: E402
 from fkp.metrics import ced_auc, failure_rate, per_image_nme  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
@@ -106,8 +105,8 @@ def worst_grid(
     crops, gt_points, pred_points, titles = [], [], [], []
     for i in order:
         box = square_box(points_extent(truth[i]), margin)
-        affine = box_affine(box, 224)
-        crops.append(cv2.warpAffine(images[i], affine, (224, 224)))
+        crop, affine = crop_box(images[i], box, 224)
+        crops.append(crop)
         gt_points.append(apply_affine(affine, truth[i]))
         pred = result.predicted[i]
         pred_points.append(apply_affine(affine, pred) if not np.isnan(pred).any() else

@@ -36,6 +36,3 @@ class OneEuroFilter:
         a = self._alpha(self.min_cutoff + self.beta * np.abs(self.speed))
         self.value = a * x + (1 - a) * self.value
         return self.value.copy()
-
-    def reset(self) -> None:
-        self.value = self.speed = None

@@ -72,6 +72,18 @@ def box_affine(box: np.ndarray, size: int) -> np.ndarray:
     return np.array([[s, 0.0, c - s * cx], [0.0, s, c - s * cy]], dtype=np.float64)
 
 
+def crop_box(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The square box (cx, cy, side) warped to `size` x `size` pixels, borders padded black.
+
+    Returns the crop and its (2, 3) affine, image -> crop pixels.
+    """
+    affine = box_affine(box, size)
+    crop = cv2.warpAffine(
+        image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    return crop, affine
+
+
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     """points: (..., 2) -> (..., 2) under a (2, 3) affine."""
     return points @ affine[:, :2].T + affine[:, 2]
@@ -239,16 +251,7 @@ class KeypointTransform:
         image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,) cx, cy, side in pixels.
         Returns the frame (F, F[, 3]) uint8 and its (2, 3) affine, original -> frame pixels.
         """
-        affine = box_affine(box, self.frame_size)
-        size = (self.frame_size, self.frame_size)
-        frame = cv2.warpAffine(
-            self.prepare(image),
-            affine,
-            size,
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        return frame, affine
+        return crop_box(self.prepare(image), box, self.frame_size)
 
     def __call__(
         self, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray | None = None
