@@ -16,7 +16,7 @@ def _options(group: str) -> list[str]:
 
 
 def test_the_issue_groups_and_options_exist():
-    assert _options("model") == ["custom_cnn", "resnet18", "resnet34", "resnet50"]
+    assert _options("model") == ["custom_cnn", "fast_net", "resnet18", "resnet34", "resnet50"]
     assert _options("optimizer") == ["adam", "adamw", "sgd"]
     assert _options("scheduler") == ["cosine", "none", "plateau"]
     assert _options("loss") == ["mse", "smooth_l1", "wing"]

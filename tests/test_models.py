@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fkp.errors import FkpError
-from fkp.models import RESNETS, CustomCNN, ResNet, build_network, load_pretrained
+from fkp.models import RESNETS, CustomCNN, FastNet, ResNet, build_network, load_pretrained
 
 # Facts of torchvision's resnet18/34/50 (IMAGENET1K_V1 layout): parameter count, state_dict
 # size, and a sample of names with their shapes.
@@ -35,7 +35,7 @@ def test_resnet_layout_matches_torchvision(name):
         assert tuple(state[key].shape) == shape, key
 
 
-@pytest.mark.parametrize("name", ["custom_cnn", "resnet18"])
+@pytest.mark.parametrize("name", ["custom_cnn", "fast_net", "resnet18"])
 @pytest.mark.parametrize("size,channels", [(64, 1), (96, 3), (128, 1)])
 def test_networks_give_136_outputs_at_any_size(name, size, channels):
     net = build_network(name, channels, size)
@@ -53,6 +53,22 @@ def test_custom_cnn_is_the_write_up_network():
     assert len(drops) == 2 and linears[-1].out_features == 136
     with pytest.raises(FkpError, match="too small"):
         CustomCNN(1, 8)
+
+
+def test_fast_net_keeps_the_map_layout_and_fits_a_shipped_model():
+    net = FastNet(1, 96)
+    strided = [
+        m.stride for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)
+    ]
+    assert len(strided) == 4 + 3  # stem + 3 stages, and their 1x1 shortcuts
+    assert net.features(torch.zeros(1, 1, 96, 96)).shape == (1, 48, 6, 6)  # flattened, not pooled
+    assert 4 * sum(p.numel() for p in net.parameters()) < 5 * 2**20  # under 5 MiB as float32
+    deeper = FastNet(1, 128, channels=[16, 32, 64, 128, 256], blocks=[1, 1, 2, 2, 1])
+    assert deeper(torch.zeros(2, 1, 128, 128)).shape == (2, 136)
+    with pytest.raises(FkpError, match="one block count per stage"):
+        FastNet(1, 96, blocks=[1, 1])
+    with pytest.raises(FkpError, match="multiple of 16"):
+        FastNet(1, 100)
 
 
 @pytest.fixture
