@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +18,12 @@ import torch  # noqa: E402
 from fkp.data.transforms import denormalise  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
-RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme")
+RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme", "time_s")
 
 
 class EpochRecords(pl.Callback):
-    """Append each epoch's epoch, lr, train loss, val loss and val NME to a CSV, and redraw a
+    """Append each epoch's epoch, lr, train loss, val loss, val NME and training wall time so far
+    (time_s, validation included, so time-to-accuracy reads off the CSV) to a CSV, and redraw a
     loss-curve PNG beside it, as the epoch ends: a run killed at any point keeps its records.
 
     The write-up lost its first 20 epochs of records; here, a resumed run first copies the
@@ -35,12 +37,15 @@ class EpochRecords(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._earlier = self._records_of(trainer.ckpt_path)
+        self._start, self._offset = time.perf_counter(), 0.0
 
     def _carry_over(self, first_epoch: int) -> None:
         """Copy the resumed run's rows before `first_epoch` (the epoch counter is only
         restored once training starts, hence not in on_fit_start)."""
         if self._earlier and not self.path.exists():
             rows = [r for r in read_records(self._earlier) if int(r["epoch"]) < first_epoch]
+            times = [float(r["time_s"]) for r in rows if r.get("time_s")]
+            self._offset = times[-1] if times else 0.0  # a resumed run's clock continues
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("w", newline="") as f:
                 writer = csv.DictWriter(f, RECORD_FIELDS)
@@ -65,8 +70,9 @@ class EpochRecords(pl.Callback):
             return
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch, "lr": getattr(self, "_lr", "")}
-        for key in RECORD_FIELDS[2:]:
+        for key in RECORD_FIELDS[2:5]:
             row[key] = float(metrics[key]) if key in metrics else ""
+        row["time_s"] = round(self._offset + time.perf_counter() - self._start, 1)
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as f:

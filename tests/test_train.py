@@ -49,6 +49,8 @@ def test_records_csv_loss_curve_tensorboard_and_metrics(data_dir, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert all(float(r[k]) > 0 for r in rows for k in ["lr", "train/loss", "val/loss", "val/nme"])
     assert float(rows[0]["lr"]) == 0.001 > float(rows[2]["lr"])  # cosine, recorded per epoch
+    times = [float(r["time_s"]) for r in rows]
+    assert 0 < times[0] < times[1] < times[2]  # training wall time so far
     assert (tmp_path / "loss_curve.png").stat().st_size > 10_000
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -130,6 +132,8 @@ def test_resume_after_a_kill_loses_at_most_the_epoch_in_progress(data_dir, tmp_p
     assert proc.returncode == 0, err[-3000:]
     epochs = [int(r["epoch"]) for r in _records(second)]
     assert epochs == list(range(6))  # the earlier rows were carried over, none twice
+    times = [float(r["time_s"]) for r in _records(second)]
+    assert times == sorted(times)  # the resumed run's clock continues from the carried rows
     resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
     assert (resumed["epoch"], resumed["global_step"]) == (5, 36), (
         resumed["epoch"],
