@@ -22,7 +22,7 @@ from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import Result, match_face, plot_ced, summarise, timed, worst_grid
 from fkp.landmarks import REGIONS
-from fkp.predictor import FaceKeypointDetector, newest_checkpoint
+from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import save_image
 
 COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
@@ -83,9 +83,7 @@ def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str) -> Result:
 
 def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
-    ckpt = (
-        Path(cfg.ckpt_path) if cfg.get("ckpt_path") else newest_checkpoint(Path(cfg.paths.log_dir))
-    )
+    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "newest")
     print(f"checkpoint: {ckpt}")
     torch.set_num_threads(cfg.threads)
     det = FaceKeypointDetector.from_checkpoint(

@@ -1,7 +1,8 @@
 """Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`.
 
-Writes the network (dynamic batch size) and a JSON file of its preprocessing beside it;
-`FaceKeypointDetector.from_onnx` and `predict.py runtime=onnx` use the pair.
+onnx / torchscript: the network (dynamic batch size) and a JSON file of its preprocessing
+beside it; `FaceKeypointDetector.from_onnx` and `predict.py runtime=onnx` use the pair.
+ckpt: a slim checkpoint (weights and hyperparameters only), the form fkp's shipped model takes.
 """
 
 from __future__ import annotations
@@ -11,21 +12,26 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from fkp.deploy import export, save_preprocessing
+from fkp.deploy import export, save_preprocessing, slim_checkpoint
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import FaceKeypointDetector
 
 
 def run(cfg: DictConfig) -> Path:
     det = FaceKeypointDetector.from_checkpoint(cfg.ckpt_path)
-    suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(cfg.format)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt", "ckpt": ".ckpt"}.get(cfg.format)
     if suffix is None:
-        raise FkpError(f"format={cfg.format} is unknown; use onnx or torchscript.")
+        raise FkpError(f"format={cfg.format} is unknown; use onnx, torchscript or ckpt.")
     out = (
         Path(cfg.output)
         if cfg.output
         else Path(cfg.paths.output_dir) / (Path(cfg.ckpt_path).stem + suffix)
     )
+    if cfg.format == "ckpt":
+        slim_checkpoint(cfg.ckpt_path, out)
+        FaceKeypointDetector.from_checkpoint(out)  # it must load on its own
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+        return out
     export(det.model, det.transform, out, cfg.format)
     hparams = det.model.hparams
     settings = save_preprocessing(det.transform, hparams.data_config, out, hparams.network)

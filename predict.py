@@ -23,7 +23,7 @@ from fkp.config import build
 from fkp.data.io import decode_image
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.predictor import Face, FaceKeypointDetector, newest_checkpoint
+from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
 from fkp.smooth import OneEuroFilter
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
 
@@ -101,10 +101,7 @@ def predict_video(path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: P
 def predict(cfg: DictConfig) -> int:
     """Run over all inputs; returns how many failed."""
     out = Path(cfg.paths.output_dir)
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
-    if ckpt is None:
-        ckpt = newest_checkpoint(Path(cfg.paths.log_dir))
-        print(f"using the newest training run's best checkpoint: {ckpt}")
+    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
     inputs = expand_inputs(str(cfg.input))
     if cfg.runtime == "onnx":
         det = FaceKeypointDetector.from_onnx(ckpt, build(cfg.detector), cfg.flip_test)

@@ -76,6 +76,17 @@ def export(model: torch.nn.Module, transform: KeypointTransform, path: Path, fmt
     return path
 
 
+def slim_checkpoint(source: str | Path, path: Path) -> Path:
+    """Keep only what `KeypointModule.restore` needs (weights, hyperparameters): a training
+    checkpoint also carries optimizer state and callback records, twice to three times the
+    size, which a model that ships in the package should not."""
+    full = torch.load(source, map_location="cpu", weights_only=False)
+    keep = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: full[k] for k in keep if k in full}, path)
+    return path
+
+
 class OnnxModel:
     """An exported ONNX network behind the same call as the PyTorch one."""
 

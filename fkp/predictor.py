@@ -1,7 +1,7 @@
 """Find faces in a photo and their 68 keypoints: the Python API under predict.py.
 
 from fkp import FaceKeypointDetector
-det = FaceKeypointDetector.from_checkpoint("outputs/train/<run>/checkpoints/last.ckpt")
+det = FaceKeypointDetector.from_pretrained()  # the shipped model; or .from_checkpoint(path)
 faces = det(image)              # image: (H, W, 3) RGB uint8 (bgr=True for OpenCV arrays)
 faces[0].box, faces[0].keypoints  # (4,) x, y, w, h; (68, 2) x, y in image pixels
 """
@@ -109,6 +109,18 @@ class FaceKeypointDetector:
         return cls(model, eval_transform_of(model), detector, flip_test, device)
 
     @classmethod
+    def from_pretrained(
+        cls,
+        name: str = "fast",
+        device: str | torch.device = "cpu",
+        detector: FaceDetector | None = None,
+        flip_test: bool = False,
+    ) -> FaceKeypointDetector:
+        """fkp's shipped model, inside the package: no training and no download (README,
+        "The default model", says how it was trained and what it measures)."""
+        return cls.from_checkpoint(pretrained_path(name), device, detector, flip_test)
+
+    @classmethod
     def from_onnx(
         cls,
         path: str | Path,
@@ -171,6 +183,31 @@ class FaceKeypointDetector:
         return out
 
 
+PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def pretrained_path(name: str = "fast") -> Path:
+    """The shipped checkpoint called `name` (fkp/weights/<name>.ckpt)."""
+    path = PRETRAINED_DIR / f"{name}.ckpt"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in PRETRAINED_DIR.glob("*.ckpt"))) or "none"
+        raise FkpError(f"no shipped model called {name!r}; shipped: {names}.")
+    return path
+
+
+def resolve_checkpoint(value: str | None, log_dir: Path, default: str) -> Path:
+    """A checkpoint option: a file, "pretrained" (the shipped model), or "newest" (the best
+    checkpoint of the newest run under log_dir); None means `default`."""
+    value = default if value in (None, "") else str(value)
+    if value == "pretrained":
+        return pretrained_path()
+    if value == "newest":
+        path = newest_checkpoint(log_dir)
+        print(f"using the newest training run's best checkpoint: {path}")
+        return path
+    return Path(value)
+
+
 def newest_checkpoint(log_dir: Path) -> Path:
     """The best checkpoint of the newest training run under log_dir."""
     runs = sorted(log_dir.glob("**/checkpoints"), key=lambda p: p.stat().st_mtime)
@@ -180,5 +217,6 @@ def newest_checkpoint(log_dir: Path) -> Path:
             return best[-1] if best else run / "last.ckpt"
     raise FkpError(
         f"no training run with checkpoints under {log_dir}; train one (python train.py "
-        "experiment=fast) or pass ckpt_path=<file.ckpt>."
+        "experiment=fast), pass ckpt_path=<file.ckpt>, or use the shipped model with "
+        "ckpt_path=pretrained."
     )

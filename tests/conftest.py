@@ -24,6 +24,15 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def photos(data_dir) -> Path:
+    """The group photos beside the data set (../shared/data/images)."""
+    images = data_dir.parent / "images"
+    if not (images / "obamas.jpg").is_file():
+        pytest.skip("the group photos are not beside the data set")
+    return images
+
+
 def _copy_rows(src: Path, dst: Path, csv_name: str, folder: str, rows: int) -> None:
     lines = (src / csv_name).read_text().splitlines(keepends=True)[: rows + 1]
     (dst / folder).mkdir(parents=True, exist_ok=True)

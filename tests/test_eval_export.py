@@ -95,3 +95,20 @@ def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp
     result = _run("predict.py", "runtime=onnx", f"ckpt_path={tmp_path / 'm.onnx'}",
                   f"input={image}", f"hydra.run.dir={tmp_path / 'y'}")  # fmt: skip
     assert result.returncode == 2 and "m.json: missing" in result.stderr
+
+
+def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
+    tiny_checkpoint, data_dir, tmp_path
+):
+    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "format=ckpt",
+                  f"output={tmp_path / 'slim.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    slim = torch.load(tmp_path / "slim.ckpt", weights_only=False)
+    assert "optimizer_states" not in slim and "callbacks" not in slim
+    assert (tmp_path / "slim.ckpt").stat().st_size < tiny_checkpoint.stat().st_size
+    image = decode_image(data_dir.parent / "images" / "obamas.jpg")
+    full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)(image)
+    again = FaceKeypointDetector.from_checkpoint(tmp_path / "slim.ckpt")(image)
+    assert len(full) == len(again) == 2
+    for a, b in zip(full, again):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)

@@ -21,14 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def photos(data_dir) -> Path:
-    images = data_dir.parent / "images"
-    if not (images / "obamas.jpg").is_file():
-        pytest.skip("the group photos are not beside the data set")
-    return images
-
-
-@pytest.fixture(scope="module")
 def detector(tiny_checkpoint) -> FaceKeypointDetector:
     return FaceKeypointDetector.from_checkpoint(tiny_checkpoint)
 
