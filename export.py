@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> Path:
         else Path(cfg.paths.output_dir) / (Path(cfg.ckpt_path).stem + suffix)
     )
     if cfg.format == "ckpt":
-        slim_checkpoint(cfg.ckpt_path, out)
+        slim_checkpoint(cfg.ckpt_path, out, half=cfg.half)
         FaceKeypointDetector.from_checkpoint(out)  # it must load on its own
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return out

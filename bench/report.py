@@ -32,7 +32,8 @@ def main() -> None:
     sections: list[tuple[list[Row], str]] = [
         (data_pipeline.measure(args.seconds), one_thread),
     ]
-    rows = train_speed.measure(["custom_cnn", *RESNETS], [96, 128, 224], seconds=args.seconds)
+    models = ["custom_cnn", "fast_net", *RESNETS]
+    rows = train_speed.measure(models, [96, 128, 224], seconds=args.seconds)
     sections.append((rows, hardware()))  # after measure: it sets the thread count
     images = sorted(glob.glob("../shared/data/images/*.jpg"))
     sections.append((predict_speed.measure(args.ckpt, images), one_thread))

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128, 224])
-    parser.add_argument("--models", nargs="+", default=["custom_cnn", *RESNETS])
+    parser.add_argument("--models", nargs="+", default=["custom_cnn", "fast_net", *RESNETS])
     args = parser.parse_args()
     rows = measure(args.models, args.sizes, args.batch_size, args.device, args.seconds)
     print_rows((rows, hardware(args.device)))

@@ -76,14 +76,23 @@ def export(model: torch.nn.Module, transform: KeypointTransform, path: Path, fmt
     return path
 
 
-def slim_checkpoint(source: str | Path, path: Path) -> Path:
+def slim_checkpoint(source: str | Path, path: Path, half: bool = False) -> Path:
     """Keep only what `KeypointModule.restore` needs (weights, hyperparameters): a training
     checkpoint also carries optimizer state and callback records, twice to three times the
-    size, which a model that ships in the package should not."""
+    size, which a model that ships in the package should not.
+
+    half: store float weights as float16 (half the size again); loading copies them back into
+    the float32 network, so only the rounding of the stored values remains.
+    """
     full = torch.load(source, map_location="cpu", weights_only=False)
     keep = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version")
+    slim = {k: full[k] for k in keep if k in full}
+    if half:
+        slim["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in slim["state_dict"].items()
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: full[k] for k in keep if k in full}, path)
+    torch.save(slim, path)
     return path
 
 

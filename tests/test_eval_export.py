@@ -97,18 +97,23 @@ def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp
     assert result.returncode == 2 and "m.json: missing" in result.stderr
 
 
+@pytest.mark.parametrize("half", [False, True])
 def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
-    tiny_checkpoint, data_dir, tmp_path
+    tiny_checkpoint, data_dir, tmp_path, half
 ):
-    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "format=ckpt",
+    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "format=ckpt", f"half={half}",
                   f"output={tmp_path / 'slim.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     slim = torch.load(tmp_path / "slim.ckpt", weights_only=False)
     assert "optimizer_states" not in slim and "callbacks" not in slim
-    assert (tmp_path / "slim.ckpt").stat().st_size < tiny_checkpoint.stat().st_size
+    weights = slim["state_dict"]["net.head.4.weight"]
+    assert weights.dtype == (torch.float16 if half else torch.float32)
+    assert (tmp_path / "slim.ckpt").stat().st_size < tiny_checkpoint.stat().st_size / (1 + half)
     image = decode_image(data_dir.parent / "images" / "obamas.jpg")
     full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)(image)
-    again = FaceKeypointDetector.from_checkpoint(tmp_path / "slim.ckpt")(image)
+    slim_detector = FaceKeypointDetector.from_checkpoint(tmp_path / "slim.ckpt")
+    assert next(slim_detector.model.parameters()).dtype == torch.float32  # loads as float32
+    again = slim_detector(image)
     assert len(full) == len(again) == 2
     for a, b in zip(full, again):
-        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.1 if half else 0)
