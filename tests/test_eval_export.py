@@ -101,17 +101,18 @@ def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp
 def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
     tiny_checkpoint, data_dir, tmp_path, half
 ):
+    slim_path = tmp_path / "slim.ckpt"
     result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "format=ckpt", f"half={half}",
-                  f"output={tmp_path / 'slim.ckpt'}", f"hydra.run.dir={tmp_path / 'x'}")  # fmt: skip
+                  f"output={slim_path}", f"hydra.run.dir={tmp_path / 'x'}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    slim = torch.load(tmp_path / "slim.ckpt", weights_only=False)
+    slim = torch.load(slim_path, weights_only=False)
     assert "optimizer_states" not in slim and "callbacks" not in slim
     weights = slim["state_dict"]["net.head.4.weight"]
     assert weights.dtype == (torch.float16 if half else torch.float32)
-    assert (tmp_path / "slim.ckpt").stat().st_size < tiny_checkpoint.stat().st_size / (1 + half)
+    assert slim_path.stat().st_size < tiny_checkpoint.stat().st_size / (1 + half)
     image = decode_image(data_dir.parent / "images" / "obamas.jpg")
     full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)(image)
-    slim_detector = FaceKeypointDetector.from_checkpoint(tmp_path / "slim.ckpt")
+    slim_detector = FaceKeypointDetector.from_checkpoint(slim_path)
     assert next(slim_detector.model.parameters()).dtype == torch.float32  # loads as float32
     again = slim_detector(image)
     assert len(full) == len(again) == 2
