@@ -1,0 +1,48 @@
+"""The model that ships inside the package: it loads with no training and no download, and
+still measures what its card (fkp/weights/fast.json, quoted in README) says."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fkp import FaceKeypointDetector
+from fkp.data.io import decode_image
+from fkp.errors import FkpError
+from fkp.predictor import PRETRAINED_DIR, pretrained_path
+
+ROOT = Path(__file__).resolve().parent.parent
+CARD = json.loads((PRETRAINED_DIR / "fast.json").read_text())
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def test_shipped_model_is_small_and_loads_by_name(photos):
+    assert pretrained_path().stat().st_size <= 5 * 10**6
+    det = FaceKeypointDetector.from_pretrained()
+    faces = det(decode_image(photos / "obamas.jpg"))
+    assert len(faces) == 2 and all(f.keypoints.shape == (68, 2) for f in faces)
+    with pytest.raises(FkpError, match="no shipped model called 'huge'; shipped: fast"):
+        FaceKeypointDetector.from_pretrained("huge")
+
+
+def test_shipped_model_reaches_its_stated_nme_on_a_fixed_test_subset(data_dir, tmp_path):
+    check = CARD["subset_check"]
+    result = _run("eval.py", "ckpt_path=pretrained", f"limit={check['faces']}", "protocols=[gt]",
+                  "worst=4", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    nme = json.loads((tmp_path / "metrics.json").read_text())["fkp (gt box)"]["nme"]
+    assert nme == pytest.approx(check["nme"], abs=2e-4)  # evaluation is deterministic
+    assert nme <= CARD["test"]["nme_target"]
+
+
+def test_predict_py_uses_the_shipped_model_by_default(photos, tmp_path):
+    result = _run("predict.py", f"input={photos / 'obamas.jpg'}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    faces = json.loads((tmp_path / "keypoints.json").read_text())[str(photos / "obamas.jpg")]
+    assert len(faces["faces"]) == 2
