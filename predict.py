@@ -104,6 +104,11 @@ def predict(cfg: DictConfig) -> int:
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
     inputs = expand_inputs(str(cfg.input))
     if cfg.runtime == "onnx":
+        if ckpt.suffix != ".onnx":
+            raise FkpError(
+                f"runtime=onnx needs an exported model, not {ckpt.name}; export one with "
+                f"python export.py ckpt_path={ckpt} format=onnx, then pass ckpt_path=<file.onnx>."
+            )
         det = FaceKeypointDetector.from_onnx(ckpt, build(cfg.detector), cfg.flip_test)
     elif cfg.runtime == "torch":
         det = FaceKeypointDetector.from_checkpoint(

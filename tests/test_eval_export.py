@@ -95,6 +95,8 @@ def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp
     result = _run("predict.py", "runtime=onnx", f"ckpt_path={tmp_path / 'm.onnx'}",
                   f"input={image}", f"hydra.run.dir={tmp_path / 'y'}")  # fmt: skip
     assert result.returncode == 2 and "m.json: missing" in result.stderr
+    result = _run("predict.py", "runtime=onnx", f"input={image}", f"hydra.run.dir={tmp_path / 'z'}")
+    assert result.returncode == 2 and "runtime=onnx needs an exported model" in result.stderr
 
 
 @pytest.mark.parametrize("half", [False, True])
