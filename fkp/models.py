@@ -154,7 +154,7 @@ class FastNet(nn.Module):
     A stride-2 stem, one BasicBlock per stage (stride 2 from the second stage), then a 1x1
     convolution that thins the last map before it is flattened: keeping where each feature sits
     (rather than global pooling) is what a coordinate regressor needs. With the defaults at
-    96 px: 0.9M parameters, 0.1 GMAC.
+    96 px: 1.18M parameters (1.34M at 112 px, most of them in the head).
     """
 
     def __init__(
