@@ -149,12 +149,13 @@ class ResNet(nn.Module):
 
 
 class FastNet(nn.Module):
-    """A small residual network for CPU speed: most of its work runs at 1/4 of the input side.
+    """A small residual network for CPU speed: every convolution after the stem runs at half the
+    input side or less.
 
     A stride-2 stem, one BasicBlock per stage (stride 2 from the second stage), then a 1x1
     convolution that thins the last map before it is flattened: keeping where each feature sits
     (rather than global pooling) is what a coordinate regressor needs. With the defaults at
-    96 px: 1.18M parameters (1.34M at 112 px, most of them in the head).
+    96 px: 1.18M parameters (1.34M at 112 px), most in the last stage and the head.
     """
 
     def __init__(
