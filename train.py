@@ -48,7 +48,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         loss=build(cfg.loss),
     )
     # Set after building: Hydra would instantiate the `_target_`s inside this plain record.
-    model.hparams.data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    # No data_dir: a checkpoint travels, and eval.py / predict.py take the data location from
+    # their own settings.
+    data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    data_config.pop("data_dir", None)
+    model.hparams.data_config = data_config
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [build(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers)

@@ -77,6 +77,7 @@ def test_checkpoints_keep_the_slash_out_of_names_and_restore_alone(data_dir, tmp
     model = KeypointModule.restore(tmp_path / "checkpoints" / "last.ckpt")
     assert model.hparams.network == "custom_cnn" and model.hparams.image_size == 64
     assert model.hparams.data_config["margin"] == 0.5  # what prediction needs to frame faces
+    assert "data_dir" not in model.hparams.data_config  # no machine paths in checkpoints
     assert model(torch.zeros(1, 1, 64, 64)).shape == (1, 68, 2)
 
 
