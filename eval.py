@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from fkp.config import build
+from fkp.config import EVAL_RULES, build, validate
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.download import TEST_CSV, TRAIN_CSV
 from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import Result, match_face, plot_ced, summarise, timed, worst_grid
+from fkp.files import ensure_writable, write_text
 from fkp.landmarks import REGIONS
 from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import save_image
@@ -82,9 +83,11 @@ def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str) -> Result:
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    validate(cfg, EVAL_RULES)
     out = Path(cfg.paths.output_dir)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "newest")
     print(f"checkpoint: {ckpt}")
+    ensure_writable(out, "hydra.run.dir=<folder>")
     torch.set_num_threads(cfg.threads)
     det = FaceKeypointDetector.from_checkpoint(
         ckpt, detector=build(cfg.detector), flip_test=cfg.flip_test
@@ -96,14 +99,13 @@ def evaluate(cfg: DictConfig) -> dict:
 
         results += run_dlib(images, truth, cfg.protocols, det.transform.margin)
     metrics = {r.name: summarise(r, truth) for r in results}
-    out.mkdir(parents=True, exist_ok=True)
     summary = {
         "checkpoint": str(ckpt),
         "faces": len(names),
         "split": cfg.csv or cfg.split,
         **metrics,
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_ced(results, out / "ced.png")
     save_image(
         out / "worst.png", worst_grid(images, truth, results[0], cfg.worst, det.transform.margin)

@@ -1,4 +1,5 @@
-"""Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`.
+"""Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`
+(ckpt_path also takes `pretrained`, the shipped model, and `newest`).
 
 onnx / torchscript: the network (dynamic batch size) and a JSON file of its preprocessing
 beside it; `FaceKeypointDetector.from_onnx` and `predict.py runtime=onnx` use the pair.
@@ -12,29 +13,29 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
 from fkp.deploy import export, save_preprocessing, slim_checkpoint
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.predictor import FaceKeypointDetector
+from fkp.files import ensure_writable
+from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 
 
 def run(cfg: DictConfig) -> Path:
-    det = FaceKeypointDetector.from_checkpoint(cfg.ckpt_path)
+    ckpt = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir), "newest")
+    det = FaceKeypointDetector.from_checkpoint(ckpt)
     suffix = {"onnx": ".onnx", "torchscript": ".pt", "ckpt": ".ckpt"}.get(cfg.format)
     if suffix is None:
         raise FkpError(f"format={cfg.format} is unknown; use onnx, torchscript or ckpt.")
-    out = (
-        Path(cfg.output)
-        if cfg.output
-        else Path(cfg.paths.output_dir) / (Path(cfg.ckpt_path).stem + suffix)
-    )
+    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / (ckpt.stem + suffix)
+    ensure_writable(out.parent, "output=<file>")
     if cfg.format == "ckpt":
-        slim_checkpoint(cfg.ckpt_path, out, half=cfg.half)
+        slim_checkpoint(ckpt, out, half=cfg.half)
         FaceKeypointDetector.from_checkpoint(out)  # it must load on its own
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return out
     export(det.model, det.transform, out, cfg.format)
     hparams = det.model.hparams
-    settings = save_preprocessing(det.transform, hparams.data_config, out, hparams.network)
+    settings = save_preprocessing(hparams.data_config, out, hparams.network)
     print(f"wrote {out} and {settings}")
     return out
 

@@ -19,10 +19,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fkp.config import build
+from fkp.config import PREDICT_RULES, build, validate
 from fkp.data.io import decode_image
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
+from fkp.files import ensure_writable, write_text
 from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
 from fkp.smooth import OneEuroFilter
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
@@ -67,17 +68,58 @@ def face_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
     return crop, apply_affine(affine, face.keypoints)
 
 
-def predict_video(path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: Path) -> dict:
+def output_stems(paths: list[Path]) -> dict[Path, str]:
+    """A distinct output name per input: the file stem, prefixed by its folder (and numbered
+    if need be) where two inputs share a stem, so no output overwrites another."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for p in paths:
+        name = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        base, k = name, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        names[p] = name
+    return names
+
+
+def read_frames(capture: cv2.VideoCapture, give_up_after: int = 50):
+    """Yield (index, RGB frame or None) for every frame; None marks a damaged frame, which is
+    skipped rather than ending the video (OpenCV's read fails on it and goes on after it).
+    The run of failures at the end of the stream is its end, not damage."""
+    index, failures = 0, 0
+    while failures < give_up_after:
+        ok, bgr = capture.read()
+        if not ok:
+            failures += 1
+            continue
+        for _ in range(failures):
+            yield index, None
+            index += 1
+        failures = 0
+        yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        index += 1
+
+
+def predict_video(
+    path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: Path, stem: str
+) -> dict:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise FkpError(f"{path}: cannot open the video (unknown format or corrupt file).")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, frames, filters = None, [], []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    writer, frames, filters, damaged, previous = None, [], [], 0, None
+    for index, rgb in read_frames(capture):
+        if rgb is None:  # damaged: keep the timeline, repeat the last picture
+            damaged += 1
+            frames.append({"frame": index, "damaged": True, "faces": []})
+            if writer is not None and previous is not None:
+                writer.write(previous)
+            continue
         faces = det(rgb)
         if cfg.video.smooth:
             if len(filters) != len(faces):  # faces came or went: start the filters afresh
@@ -86,20 +128,31 @@ def predict_video(path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: P
                 face.keypoints = smoother(face.keypoints)
         if writer is None:
             h, w = rgb.shape[:2]
-            target = out / f"{path.stem}_keypoints.mp4"
+            target = out / f"{stem}_keypoints.mp4"
             writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        writer.write(cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR))
-        frames.append({"frame": len(frames), "faces": [f.to_dict() for f in faces]})
+            if not writer.isOpened():
+                raise FkpError(
+                    f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
+                    "is not writable); check the output folder."
+                )
+        previous = cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR)
+        writer.write(previous)
+        frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
     capture.release()
     if writer is None:
         raise FkpError(f"{path}: the video has no readable frames.")
     writer.release()
-    (out / f"{path.stem}_frames.json").write_text(json.dumps({"fps": fps, "frames": frames}))
-    return {"video": True, "frames": len(frames), "fps": fps}
+    if damaged:
+        print(f"warning: {path}: {damaged} damaged frame(s) skipped; the others were processed.",
+              file=sys.stderr)  # fmt: skip
+    record = {"fps": fps, "frames": frames, "damaged_frames": damaged}
+    write_text(out / f"{stem}_frames.json", json.dumps(record))
+    return {"video": True, "frames": len(frames), "fps": fps, "damaged_frames": damaged}
 
 
 def predict(cfg: DictConfig) -> int:
     """Run over all inputs; returns how many failed."""
+    validate(cfg, PREDICT_RULES)
     out = Path(cfg.paths.output_dir)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
     inputs = expand_inputs(str(cfg.input))
@@ -116,16 +169,17 @@ def predict(cfg: DictConfig) -> int:
         )
     else:
         raise FkpError(f"runtime={cfg.runtime} is unknown; use torch or onnx.")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable(out, "hydra.run.dir=<folder>")
+    stems = output_stems(inputs)
     results, rows, failed = {}, [], 0
     for path in inputs:
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                results[str(path)] = predict_video(path, det, cfg, out)
+                results[str(path)] = predict_video(path, det, cfg, out, stems[path])
                 continue
             image = decode_image(path)
             faces = det(image)
-            save_image(out / f"{path.stem}.png", annotate(image, faces, cfg.parts))
+            save_image(out / f"{stems[path]}.png", annotate(image, faces, cfg.parts))
             results[str(path)] = {
                 "width": image.shape[1], "height": image.shape[0],
                 "faces": [f.to_dict() for f in faces],
@@ -133,14 +187,14 @@ def predict(cfg: DictConfig) -> int:
             for k, face in enumerate(faces):
                 if cfg.crops:
                     crop, points = face_crop(image, face)
-                    name = f"{path.stem}_{k:02d}.png"
+                    name = f"{stems[path]}_{k:02d}.png"
                     save_image(out / "faces" / name, crop)
                     rows.append([name, *np.round(points.reshape(-1), 2).tolist()])
             print(f"{path}: {len(faces)} face(s)")
         except FkpError as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
-    (out / "keypoints.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
     if rows:
         with (out / "keypoints.csv").open("w", newline="") as f:
             writer = csv.writer(f)

@@ -16,10 +16,16 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fkp.config import build
-from fkp.errors import FkpError, reported_as_one_line
+from fkp.callbacks import SaveOnInterrupt
+from fkp.checkpoints import check_resume
+from fkp.config import build, validate
+from fkp.errors import Interrupted, reported_as_one_line
+from fkp.files import AtomicCheckpointIO, ensure_writable, write_text
 
 log = logging.getLogger("fkp.train")
 
@@ -35,11 +41,38 @@ def _flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -> dict:
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if trainer.fast_dev_run or not best:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    else:  # the best checkpoint's validation metrics, not the last epoch's
+        results = trainer.validate(
+            model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True
+        )
+        metrics = {k: float(v) for k, v in results[0].items()}
+    if cfg.get("test") and not trainer.fast_dev_run:
+        results = trainer.test(
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+        )
+        metrics.update({k: float(v) for k, v in results[0].items()})
+        metrics["best_checkpoint"] = best
+    return metrics
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test the best checkpoint; returns the final metrics (also in metrics.json)."""
+    """Fit, then validate and test the best checkpoint; returns its metrics (also in
+    metrics.json).
+
+    Everything a run can be refused for is checked before the first step: every setting
+    (`fkp.config.validate`), the run folder being writable, every data file (training, and
+    test when test=true), and a resume checkpoint (`fkp.checkpoints.check_resume`).
+    """
+    validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    ensure_writable(run_dir / "checkpoints", "hydra.run.dir=<folder>")
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    run_dir = Path(cfg.paths.output_dir)
     datamodule = build(cfg.data)
     model = build(
         cfg.model,
@@ -53,31 +86,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
     data_config = OmegaConf.to_container(cfg.data, resolve=True)
     data_config.pop("data_dir", None)
     model.hparams.data_config = data_config
-    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
+    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c] + [interrupt]
     loggers = [build(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: pl.Trainer = build(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
 
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise FkpError(f"ckpt_path={ckpt_path}: no such checkpoint file; check the path.")
+    if ckpt_path:
+        optimizers = model.configure_optimizers()
+        optimizer, scheduler = (
+            (optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"])
+            if isinstance(optimizers, dict)
+            else (optimizers, None)
+        )
+        check_resume(ckpt_path, model, optimizer, scheduler, cfg.trainer.max_epochs,
+                     cfg.model.network)  # fmt: skip
+    # Every data file is read now, not after training: a bad test CSV stops the run here.
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    if cfg.get("test"):
+        datamodule.setup("test")
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    except RuntimeError as e:
-        if ckpt_path and "state_dict" in str(e):
-            raise FkpError(
-                f"ckpt_path={ckpt_path} does not fit model={cfg.model.network} "
-                f"({str(e).splitlines()[0]}); resume with the model settings it was trained with."
-            ) from None
-        raise
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-
-    if cfg.get("test") and not trainer.fast_dev_run:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update({k: float(v) for k, v in results[0].items()})
-        metrics["best_checkpoint"] = best
+        metrics = _fit_validate_test(cfg, trainer, model, datamodule, ckpt_path)
+    except (SIGTERMException, KeyboardInterrupt):
+        where = interrupt.saved or "nothing new (no training step had run)"
+        raise Interrupted(
+            f"stopped by a signal during epoch {trainer.current_epoch}; the training state "
+            f"was saved to {where}; resume with ckpt_path={interrupt.saved or '<last.ckpt>'}."
+        ) from None
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         for logger in trainer.loggers:
             if isinstance(logger, pl.loggers.TensorBoardLogger):
                 numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
@@ -89,7 +129,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with reported_as_one_line():
+    with reported_as_one_line(multirun=HydraConfig.get().mode == RunMode.MULTIRUN):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -14,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
+from lightning_fabric.utilities.rank_zero import rank_zero_only  # noqa: E402
+from pytorch_lightning.callbacks import ModelCheckpoint  # noqa: E402
+from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from fkp.data.transforms import denormalise  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
@@ -141,3 +146,59 @@ class PredictionGrid(pl.Callback):
             if isinstance(logger, pl.loggers.TensorBoardLogger):
                 image = torch.from_numpy(grid).permute(2, 0, 1)
                 logger.experiment.add_image("val/predictions", image, trainer.global_step)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps the best checkpoints of a run resumed into a new folder.
+
+    Lightning forgets the earlier scores when the folder changes, so the resumed part would
+    pick (and train.py test) its own best epoch while the true best stayed behind in the old
+    folder. Here the earlier best files are copied into the new folder with their scores, so
+    `best_model_path` is the best of the whole run and lives in this run's folder.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint's key, so checkpoints written before this class still resume into it
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_dir = state_dict.get("dirpath", self.dirpath)
+        if self.dirpath is None or old_dir == self.dirpath or not state_dict.get("best_k_models"):
+            super().load_state_dict(state_dict)
+            return
+        moved: dict[str, Any] = {}
+        for path, score in state_dict["best_k_models"].items():
+            source = Path(path)
+            target = Path(self.dirpath) / source.name
+            if not source.is_file():
+                continue
+            if rank_zero_only.rank == 0 and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+            moved[str(target)] = score
+        if not moved:  # the earlier files are gone: nothing to compare against
+            return
+        self.best_k_models = moved
+        self.best_model_path = str(Path(self.dirpath) / Path(state_dict["best_model_path"]).name)
+        self.best_model_score = moved.get(self.best_model_path, state_dict["best_model_score"])
+        worst = max if self.mode == "min" else min
+        self.kth_best_model_path = worst(moved, key=lambda p: float(moved[p]))
+        self.kth_value = moved[self.kth_best_model_path]
+
+
+class SaveOnInterrupt(pl.Callback):
+    """On SIGTERM (a scheduler's stop) or Ctrl-C, save the training state reached so far to
+    `path` (last.ckpt), mid-epoch included, so `ckpt_path=` resumes from it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception) -> None:
+        if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            return
+        if trainer.state.fn != "fit" or trainer.global_step == 0:
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved = self.path

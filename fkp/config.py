@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fkp import CONF_DIR
 from fkp.errors import FkpError
+
+# `${pid:}` in conf/hydra/default.yaml: run folders are named by time and process id, so two
+# runs started in the same second never share one.
+OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
 
 
 def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> DictConfig:
@@ -44,3 +50,154 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         raise FkpError(f"config: {' '.join(str(e).split())}") from None
     except OmegaConfBaseException as e:
         raise FkpError(f"config: {' '.join(str(e).split())}") from None
+
+
+# One schema for the settings users set on the command line: each rule is (key, test,
+# requirement, example). Settings a config lacks (another optimizer's momentum, say) are skipped;
+# everything a rule names is checked before any work starts.
+def _integer(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(low: float, high: float = math.inf, open_low: bool = False) -> Callable[[Any], bool]:
+    def test(v: Any) -> bool:
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return (v > low if open_low else v >= low) and v <= high
+
+    return test
+
+
+def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or test(v)
+
+
+def _boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _count_or_fraction(v: Any) -> bool:
+    return _integer(1)(v) or _number(0, 1, open_low=True)(v)
+
+
+def _widths(v: Any) -> bool:
+    values = v if isinstance(v, list | tuple | ListConfig) else [v]
+    return len(values) > 0 and all(_integer(1)(w) for w in values)
+
+
+def _three_numbers(positive: bool) -> Callable[[Any], bool]:
+    def test(v: Any) -> bool:
+        if not isinstance(v, list | tuple | ListConfig) or len(v) not in (1, 3):
+            return False
+        return all(_number(0, open_low=positive)(x) for x in v)
+
+    return test
+
+
+Rule = tuple[str, Callable[[Any], bool], str, str]
+TRAIN_RULES: tuple[Rule, ...] = (
+    ("seed", _optional(_integer(0)), "a whole number >= 0, or null", "seed=42"),
+    ("test", _boolean, "true or false", "test=false"),
+    ("data.batch_size", _integer(1), "a whole number >= 1", "data.batch_size=16"),
+    ("data.num_workers", _integer(0), "a whole number >= 0", "data.num_workers=2"),
+    ("data.image_size", _integer(16), "a whole number of pixels >= 16", "data.image_size=112"),
+    ("data.margin", _number(0), "a number >= 0 (0.5: half the face's extent)", "data.margin=0.5"),
+    ("data.frame_scale", _number(1), "a number >= 1", "data.frame_scale=1.116"),
+    ("data.grayscale", _boolean, "true or false", "data.grayscale=true"),
+    (
+        "data.val_fraction",
+        _number(0, 1, open_low=True),
+        "a fraction in (0, 1)",
+        "data.val_fraction=0.1",
+    ),  # fmt: skip
+    ("data.limit", _optional(_integer(1)), "a whole number >= 1, or null", "data.limit=100"),
+    ("data.seed", _integer(0), "a whole number >= 0", "data.seed=42"),
+    ("data.pin_memory", _boolean, "true or false", "data.pin_memory=false"),
+    ("data.download", _boolean, "true or false", "data.download=true"),
+    ("data.mean", _three_numbers(False), "three numbers >= 0", "data.mean=[0.485,0.456,0.406]"),
+    ("data.std", _three_numbers(True), "three numbers > 0", "data.std=[0.229,0.224,0.225]"),
+    ("optimizer.lr", _number(0, open_low=True), "a finite number > 0", "optimizer.lr=0.001"),
+    (
+        "optimizer.weight_decay",
+        _number(0),
+        "a finite number >= 0",
+        "optimizer.weight_decay=0.0001",
+    ),  # fmt: skip
+    ("optimizer.momentum", _number(0, 1), "a number in [0, 1]", "optimizer.momentum=0.9"),
+    ("trainer.max_epochs", _integer(1), "a whole number >= 1", "trainer.max_epochs=30"),
+    (
+        "trainer.limit_train_batches",
+        _count_or_fraction,
+        "a batch count >= 1 or a fraction in (0, 1]",
+        "trainer.limit_train_batches=1.0",
+    ),  # fmt: skip
+    (
+        "trainer.limit_val_batches",
+        _count_or_fraction,
+        "a batch count >= 1 or a fraction in (0, 1]",
+        "trainer.limit_val_batches=1.0",
+    ),  # fmt: skip
+    (
+        "model.network_kwargs.channels",
+        _widths,
+        "a non-empty list of widths >= 1",
+        "model.network_kwargs.channels=[24,48,96,192]",
+    ),  # fmt: skip
+    ("model.network_kwargs.hidden", _widths, "widths >= 1", "model.network_kwargs.hidden=256"),
+    (
+        "model.network_kwargs.dropout",
+        _number(0, 0.99),
+        "a probability in [0, 1)",
+        "model.network_kwargs.dropout=0.1",
+    ),  # fmt: skip
+)
+
+DETECTOR_RULES: tuple[Rule, ...] = (
+    (
+        "detector.scale_factor",
+        _number(1, open_low=True),
+        "a number > 1",
+        "detector.scale_factor=1.2",
+    ),  # fmt: skip
+    ("detector.min_neighbors", _integer(0), "a whole number >= 0", "detector.min_neighbors=2"),
+    ("detector.min_size", _integer(1), "a whole number of pixels >= 1", "detector.min_size=30"),
+    (
+        "detector.max_side",
+        _integer(32),
+        "a whole number of pixels >= 32",
+        "detector.max_side=800",
+    ),  # fmt: skip
+)
+EVAL_RULES: tuple[Rule, ...] = (
+    ("limit", _optional(_integer(1)), "a whole number >= 1, or null", "limit=200"),
+    ("threads", _integer(1), "a whole number >= 1", "threads=1"),
+    ("worst", _integer(0), "a whole number >= 0", "worst=16"),
+    ("flip_test", _boolean, "true or false", "flip_test=false"),
+    ("dlib", _boolean, "true or false", "dlib=true"),
+    *DETECTOR_RULES,
+)
+PREDICT_RULES: tuple[Rule, ...] = (
+    ("flip_test", _boolean, "true or false", "flip_test=false"),
+    ("parts", _boolean, "true or false", "parts=true"),
+    ("crops", _boolean, "true or false", "crops=true"),
+    ("video.smooth", _boolean, "true or false", "video.smooth=true"),
+    ("video.min_cutoff", _number(0, open_low=True), "a number > 0", "video.min_cutoff=1.0"),
+    ("video.beta", _number(0), "a number >= 0", "video.beta=0.05"),
+    *DETECTOR_RULES,
+)
+
+
+def validate(cfg: DictConfig, rules: Sequence[Rule] = TRAIN_RULES) -> None:
+    """Raise one FkpError for the first setting that breaks its rule, naming it and the fix."""
+    for key, test, requirement, example in rules:
+        try:
+            value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+        except OmegaConfBaseException as e:
+            raise FkpError(f"{key}: {' '.join(str(e).split())}; set it, e.g. {example}.") from None
+        if value is _ABSENT:
+            continue
+        if not test(value):
+            raise FkpError(f"{key}={value!r} is not allowed: use {requirement}, e.g. {example}.")
+
+
+_ABSENT = object()

@@ -4,16 +4,18 @@ preprocessing beside it, so inference needs neither Lightning nor Hydra.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
 
-import albumentations as A
 import numpy as np
 import torch
 
-from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform
+from fkp.checkpoints import read_checkpoint
+from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform, transform_from_record
 from fkp.errors import FkpError
+from fkp.files import atomic_write
 from fkp.landmarks import NUM_KEYPOINTS
 
 
@@ -21,28 +23,35 @@ def preprocessing_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def save_preprocessing(
-    transform: KeypointTransform, data_config: dict, model_path: Path, network: str
-) -> Path:
-    """Write the evaluation transform (settings from the checkpoint's data config, and its
-    albumentations steps) beside the exported model."""
+def save_preprocessing(data_config: dict, model_path: Path, network: str) -> Path:
+    """Write the evaluation preprocessing (framing and normalisation settings, and the
+    evaluation transform specs, as the checkpoint stores them) beside the exported model."""
     settings = {k: data_config[k] for k in TRANSFORM_SETTINGS}
-    pipeline = A.to_dict(transform.pipeline) if transform.pipeline is not None else None
-    record = {"network": network, "preprocessing": settings, "eval_pipeline": pipeline}
+    record = {
+        "network": network,
+        "preprocessing": {**settings, "eval_transforms": data_config.get("eval_transforms") or []},
+    }
     path = preprocessing_path(model_path)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
 
 def load_preprocessing(model_path: str | Path) -> KeypointTransform:
+    """The evaluation transform of an exported model, from its JSON: data only, built from an
+    allow-list (older files in albumentations' `to_dict` form are read too)."""
     path = preprocessing_path(model_path)
     if not path.is_file():
         raise FkpError(
             f"{path}: missing; export.py writes it beside {Path(model_path).name}: keep both."
         )
-    record = json.loads(path.read_text())
-    steps = list(A.from_dict(record["eval_pipeline"]).transforms) if record["eval_pipeline"] else []
-    return KeypointTransform(transforms=steps, **record["preprocessing"])
+    try:
+        record = json.loads(path.read_text())
+        settings = dict(record["preprocessing"])
+    except (ValueError, KeyError, TypeError):
+        raise FkpError(f"{path}: not an fkp preprocessing file; export the model again.") from None
+    if "eval_transforms" not in settings and record.get("eval_pipeline"):
+        settings["eval_transforms"] = [record["eval_pipeline"]["transform"]]  # older files
+    return transform_from_record(settings, str(path))
 
 
 class _Keypoints(torch.nn.Module):
@@ -84,16 +93,16 @@ def slim_checkpoint(source: str | Path, path: Path, half: bool = False) -> Path:
     half: store float weights as float16 (half the size again); loading copies them back into
     the float32 network, so only the rounding of the stored values remains.
     """
-    full = torch.load(source, map_location="cpu", weights_only=False)
+    full = read_checkpoint(source)
     keep = ("state_dict", "hyper_parameters", "hparams_name", "pytorch-lightning_version")
     slim = {k: full[k] for k in keep if k in full}
     if half:
         slim["state_dict"] = {
             k: v.half() if v.is_floating_point() else v for k, v in slim["state_dict"].items()
         }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(slim, path)
-    return path
+    buffer = io.BytesIO()
+    torch.save(slim, buffer)
+    return atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 class OnnxModel:

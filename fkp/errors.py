@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# Write failures that are the machine's state, not a bug: a full disk, a read-only or
+# unwritable folder, a quota.
+WRITE_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT}
 
 
 class FkpError(Exception):
     """A mistake in the user's input or settings.
 
     The message is one sentence that names the file, row or option and the fix; command-line
-    entry points print it without a traceback and exit with status 2.
+    entry points print it without a traceback and exit with `exit_code` (2).
     """
+
+    exit_code = 2
+
+
+class Interrupted(FkpError):
+    """The run was stopped by a signal (SIGTERM, Ctrl-C) after saving what it could."""
+
+    exit_code = 143  # 128 + SIGTERM, what shells and schedulers expect
+
+
+def as_fkp_error(error: BaseException) -> FkpError | None:
+    """The one-line form of an error a user can act on, or None for a bug."""
+    if isinstance(error, FkpError):
+        return error
+    if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
+        where = error.filename or "a file"
+        return FkpError(
+            f"{where}: cannot write ({error.strerror}); free some space or fix the folder's "
+            "permissions, or choose another output folder with hydra.run.dir=<folder>; files "
+            "written earlier are kept."
+        )
+    return None
 
 
 @contextmanager
-def reported_as_one_line() -> Iterator[None]:
-    """For command-line entry points: an FkpError becomes `error: ...` and exit status 2."""
+def reported_as_one_line(multirun: bool = False) -> Iterator[None]:
+    """For command-line entry points: an FkpError (or a write failure) becomes `error: ...`
+    and its exit status.
+
+    multirun: inside a Hydra sweep job, print the line and raise it on as a plain exception,
+    so Hydra marks just this job as failed and the sweep goes on (sys.exit would end it).
+    """
     try:
         yield
-    except FkpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as e:
+        error = as_fkp_error(e)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        if multirun:
+            raise JobFailed(str(error)) from None
+        sys.exit(error.exit_code)
+
+
+class JobFailed(RuntimeError):
+    """One job of a sweep failed for a reason already printed as one line."""

@@ -234,7 +234,11 @@ def load_pretrained(model: ResNet, name: str, weights: str | None = None) -> Non
             state = torch.load(Path(source).expanduser(), map_location="cpu", weights_only=True)
         else:
             state = torch.hub.load_state_dict_from_url(
-                source, map_location="cpu", progress=True, check_hash=weights is None
+                source,
+                map_location="cpu",
+                progress=True,
+                check_hash=weights is None,
+                weights_only=True,  # a downloaded file is data: no pickled code runs
             )
     except Exception as e:  # network and file errors come in many types
         raise FkpError(

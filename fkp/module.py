@@ -10,11 +10,15 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from fkp.checkpoints import load_weights, read_checkpoint
 from fkp.data.transforms import to_image
 from fkp.errors import FkpError
 from fkp.landmarks import NUM_KEYPOINTS
 from fkp.metrics import KeypointMetrics
 from fkp.models import build_network
+
+# The hyperparameters a checkpoint may set (the network and its input; the rest is training).
+_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "monitor", "data_config")
 
 
 class KeypointModule(pl.LightningModule):
@@ -62,11 +66,34 @@ class KeypointModule(pl.LightningModule):
 
     @classmethod
     def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
-        """Load a trained model for evaluation or prediction (no pretrained download)."""
-        model = cls.load_from_checkpoint(
-            path, map_location=map_location, pretrained=False, weights=None
-        )
-        return model.eval()
+        """Load a trained model for evaluation or prediction (no pretrained download).
+
+        The file is read as data (`fkp.checkpoints.read_checkpoint`): its settings choose a
+        network from fkp's registry and nothing else.
+        """
+        checkpoint = read_checkpoint(path)
+        settings = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
+                    if k in _SETTINGS}  # fmt: skip
+        settings.update(pretrained=False, weights=None)
+        try:
+            model = cls(**settings)
+        except TypeError as e:
+            raise FkpError(
+                f"{path}: unusable model settings ({e}); use another checkpoint."
+            ) from None
+        load_weights(model, checkpoint["state_dict"], path)
+        return model.to(map_location).eval()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What a resume must match: checked by fkp.checkpoints.check_resume before fitting.
+        trainer = self._trainer
+        if trainer is None:
+            return
+        schedulers = trainer.lr_scheduler_configs
+        checkpoint["fkp"] = {
+            "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
+            "scheduler": type(schedulers[0].scheduler).__name__ if schedulers else None,
+        }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1] of the input."""

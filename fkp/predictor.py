@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform, square_box, to_image
+from fkp.data.transforms import KeypointTransform, square_box, to_image, transform_from_record
 from fkp.detect import FaceDetector, HaarFaceDetector
 from fkp.errors import FkpError
 from fkp.landmarks import FLIP_INDEX
@@ -38,15 +38,14 @@ class Face:
         }
 
 
-def eval_transform_of(model) -> KeypointTransform:
-    """The evaluation transform a KeypointModule was trained with, from its checkpoint."""
-    from hydra.utils import instantiate
+def eval_transform_of(model, where: str = "checkpoint") -> KeypointTransform:
+    """The evaluation transform a KeypointModule was trained with, from its checkpoint.
 
+    The checkpoint is data: its transform specs are built from an allow-list only."""
     data = model.hparams.get("data_config")
     if not data:
         raise FkpError("checkpoint: it holds no data settings; was it written by fkp's train.py?")
-    steps = [instantiate(step) for step in data.get("eval_transforms") or []]
-    return KeypointTransform(transforms=steps, **{k: data[k] for k in TRANSFORM_SETTINGS})
+    return transform_from_record(data, where)
 
 
 def as_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -101,12 +100,14 @@ class FaceKeypointDetector:
             raise FkpError(f"{path}: no such checkpoint; pass a .ckpt written by train.py.")
         try:
             model = KeypointModule.restore(path, map_location=device)
+        except FkpError:
+            raise
         except Exception as e:  # a file that is not a Lightning checkpoint fails in many ways
             raise FkpError(
                 f"{path}: not an fkp checkpoint ({type(e).__name__}); pass a .ckpt from "
                 "outputs/<task>/<run>/checkpoints/."
             ) from None
-        return cls(model, eval_transform_of(model), detector, flip_test, device)
+        return cls(model, eval_transform_of(model, str(path)), detector, flip_test, device)
 
     @classmethod
     def from_pretrained(

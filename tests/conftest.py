@@ -1,5 +1,6 @@
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,15 @@ from omegaconf import DictConfig, open_dict
 
 from fkp import CONF_DIR
 from fkp.data.download import TEST_CSV, TRAIN_CSV
+from tests.synthetic import write_dataset
+
+# A synthetic data set in the release's layout (drawn faces, 48 training and 10 test rows),
+# made once per test session: training tests run on it anywhere, with or without the real data.
+SYNTHETIC = write_dataset(Path(tempfile.mkdtemp(prefix="fkp-synthetic-")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SYNTHETIC, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +53,11 @@ def _copy_rows(src: Path, dst: Path, csv_name: str, folder: str, rows: int) -> N
 
 
 @pytest.fixture
-def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
-    """A real-format copy of the first 40 training and 8 test rows, with their images."""
+def tiny_data(tmp_path: Path) -> Path:
+    """A copy of the synthetic data's first 40 training and 8 test rows, to modify freely."""
     root = tmp_path / "tiny"
-    _copy_rows(data_dir, root, TRAIN_CSV, "training", 40)
-    _copy_rows(data_dir, root, TEST_CSV, "test", 8)
+    _copy_rows(SYNTHETIC, root, TRAIN_CSV, "training", 40)
+    _copy_rows(SYNTHETIC, root, TEST_CSV, "test", 8)
     return root
 
 
@@ -64,14 +74,14 @@ def compose_train(output_dir: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-# Small and fast: 40 training rows, 64 px, tiny loaders. FKP_DATA_DIR supplies the data.
+# Small and fast: 40 synthetic training rows, 64 px, tiny loaders.
 QUICK = ["data.limit=40", "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
-         "callbacks.progress_bar=null"]  # fmt: skip
+         "callbacks.progress_bar=null", f"data.data_dir={SYNTHETIC}"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(data_dir: Path, tmp_path_factory) -> Path:
-    """A checkpoint trained for a few steps, once per test run."""
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint trained for a few steps on the synthetic data, once per test run."""
     from train import train
 
     run = tmp_path_factory.mktemp("tiny_run")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import signal
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
 from fkp.data.io import KeypointTable, load_images, person_of, read_keypoints_csv
-from fkp.data.transforms import KeypointTransform
+from fkp.data.transforms import KeypointTransform, build_transforms
 from fkp.errors import FkpError
 from fkp.landmarks import FLIP_INDEX
 
@@ -64,6 +65,9 @@ class KeypointsDataset(Dataset):
 
 
 def _seed_worker(_: int) -> None:
+    # A SIGTERM to the whole process group is the main process's to handle (it saves and
+    # exits); a worker dying of it first would end the run in a DataLoader traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Forked workers would otherwise all inherit the same albumentations random state.
     info = get_worker_info()
     info.dataset.reseed(info.seed)
@@ -79,7 +83,9 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
 
     image_size, grayscale, margin, frame_scale, mean, std: the framing and input format,
     shared by the training transform (framing + `train_transforms`) and the evaluation one
-    (framing + `eval_transforms`); see `KeypointTransform`. Prediction rebuilds
+    (framing + `eval_transforms`); see `KeypointTransform`. Transforms come as albumentations
+    objects or as specs (`{"_target_": "albumentations.CenterCrop", ...}`, the config's form),
+    which are built from an allow-list (`fkp.data.transforms.build_transform`). Prediction rebuilds
     `eval_transform` from the same settings, so it sees faces exactly as evaluation does.
     """
 
@@ -92,8 +98,8 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         frame_scale: float = 1.0,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
-        train_transforms: Sequence[A.BasicTransform] = (),
-        eval_transforms: Sequence[A.BasicTransform] = (),
+        train_transforms: Sequence[A.BasicTransform | Mapping] = (),
+        eval_transforms: Sequence[A.BasicTransform | Mapping] = (),
         train_csv: str = TRAIN_CSV,
         test_csv: str = TEST_CSV,
         train_images: str = "training",
@@ -122,8 +128,10 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             std=std,
             margin=margin,
         )
-        self.train_transform = KeypointTransform(transforms=train_transforms, **shared)
-        self.eval_transform = KeypointTransform(transforms=eval_transforms, **shared)
+        train_steps = build_transforms(train_transforms, "data.train_transforms")
+        eval_steps = build_transforms(eval_transforms, "data.eval_transforms")
+        self.train_transform = KeypointTransform(transforms=train_steps, **shared)
+        self.eval_transform = KeypointTransform(transforms=eval_steps, **shared)
         self.files = {"train": (train_csv, train_images), "test": (test_csv, test_images)}
         self.val_split = val_split
         self.val_fraction = val_fraction

@@ -1,14 +1,16 @@
 """Fetch the YouTube Faces keypoints release when it is not on disk yet.
 
 The data folder appears whole or not at all: the zip is downloaded (pooch: streamed to a
-temporary file, progress bar) and extracted in a hidden folder beside the target, its CSVs
-are checked against known SHA-256 sums, and only then is it renamed into place.
+temporary file, progress bar) and extracted in a hidden folder beside the target (named with
+the process id, so the next run removes what a killed one left), its CSVs are checked against
+known SHA-256 sums, and only then is it renamed into place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 import pooch
 
 from fkp.errors import FkpError
+from fkp.files import pid_alive
 
 RELEASE_URL = (
     "https://s3.amazonaws.com/video.udacity-data.com/topher/2018/May/"
@@ -68,7 +71,8 @@ def download_release(data_dir: Path, url: str, sha256: dict[str, str]) -> None:
     parent = data_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(parent, data_dir.name)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{data_dir.name}-partial-") as tmp:
+    prefix = f".{data_dir.name}-partial-{os.getpid()}-"
+    with tempfile.TemporaryDirectory(dir=parent, prefix=prefix) as tmp:
         archive = _fetch(url, Path(tmp), data_dir)
         extracted = Path(tmp) / "extracted"
         try:
@@ -100,7 +104,8 @@ def _fetch(url: str, tmp: Path, data_dir: Path) -> Path:
     except Exception as e:  # network errors come in many types; all mean the same to a user
         raise FkpError(
             f"could not download {url} ({type(e).__name__}: {e}); download the zip by hand and "
-            f"pass it as data.url=<file.zip>, or unzip it into {data_dir}."
+            f"pass it as data.url=<file.zip>, unzip it into {data_dir}, or point FKP_DATA_DIR "
+            "at a folder that holds it."
         ) from None
     return Path(path)
 
@@ -114,7 +119,10 @@ def _find_root(extracted: Path, url: str) -> Path:
 
 
 def _remove_stale(parent: Path, name: str) -> None:
-    """Delete partial folders that a killed download left behind (older than an hour)."""
+    """Delete partial folders that a killed download left behind: those of processes that
+    are gone (the pid is in the name), and any older than an hour."""
     for stale in parent.glob(f".{name}-partial-*"):
-        if time.time() - stale.stat().st_mtime > _STALE_SECONDS:
+        pid = stale.name[len(f".{name}-partial-") :].split("-", 1)[0]
+        dead = pid.isdigit() and not pid_alive(int(pid))
+        if dead or time.time() - stale.stat().st_mtime > _STALE_SECONDS:
             shutil.rmtree(stale, ignore_errors=True)

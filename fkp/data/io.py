@@ -54,10 +54,20 @@ def read_keypoints_csv(path: str | Path) -> KeypointTable:
     if not path.is_file():
         raise FkpError(f"{path}: keypoints CSV not found; check the data directory setting.")
     # Row structure first, with the csv module: pandas silently pads short rows.
-    with path.open(newline="") as f:
-        rows = [(n, len(r)) for n, r in enumerate(csv.reader(f), start=1) if r]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [(n, len(r)) for n, r in enumerate(csv.reader(f), start=1) if r]
+    except UnicodeDecodeError as e:
+        with path.open("rb") as f:
+            line = f.read(e.start).count(b"\n") + 1
+        raise FkpError(
+            f"{path}, line {line}: not UTF-8 text (byte {e.object[e.start]:#x}); save the CSV "
+            "as UTF-8."
+        ) from None
     if not rows:
         raise FkpError(f"{path}: the file is empty; expected a header row and one row per image.")
+    if len(rows) == 1:
+        raise FkpError(f"{path}: a header row but no data rows; add one row per image.")
     for line, n_fields in rows:
         if n_fields != NUM_COLUMNS:
             raise FkpError(
@@ -65,7 +75,9 @@ def read_keypoints_csv(path: str | Path) -> KeypointTable:
                 f"(image name then x0,y0,...,x67,y67); fix or remove that row."
             )
     lines = np.array([line for line, _ in rows[1:]], dtype=int)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame = pd.read_csv(
+        path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8"
+    )
     names = frame.iloc[:, 0].str.strip()
     values = frame.iloc[:, 1:].apply(lambda s: s.str.strip())
 
@@ -128,6 +140,12 @@ def decode_image(path: str | Path) -> np.ndarray:
 
 def check_images_exist(table: KeypointTable, image_dir: Path) -> None:
     """Raise one error that lists every image the CSV names but the folder lacks."""
+    folders = [n for n in table.names if (image_dir / n).is_dir()]
+    if folders:
+        raise FkpError(
+            f"{table.csv_path}: {len(folders)} listed image(s) in {image_dir} are folders, not "
+            f"image files: {', '.join(folders)}; put the image files there or remove their rows."
+        )
     missing = [n for n in table.names if not (image_dir / n).is_file()]
     if missing:
         raise FkpError(

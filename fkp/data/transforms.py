@@ -23,13 +23,15 @@ x in [-0.5, W - 0.5]; albumentations' flips (x -> W - 1 - x) follow the same con
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
 
+from fkp.errors import FkpError
 from fkp.landmarks import FLIP_INDEX, NUM_KEYPOINTS
 
 # All 68 points always survive, inside the image or not.
@@ -177,9 +179,102 @@ class RandomSimilarity(A.DualTransform):
         return ("rotate", "scale", "translate", "fill")
 
 
+# Transforms a config, checkpoint or export file may name: the albumentations transforms (any
+# `A.BasicTransform` subclass but Lambda, which exists to call arbitrary functions) and fkp's own.
+# Nothing else can be built from a file, so a crafted checkpoint cannot choose what gets called.
+FKP_TRANSFORMS: dict[str, type[A.BasicTransform]] = {
+    "fkp.data.transforms.RandomSimilarity": RandomSimilarity,
+}
+_NOT_FROM_FILES = {"Lambda"}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _transform_class(target: object, where: str) -> type:
+    if isinstance(target, str) and target in FKP_TRANSFORMS:
+        return FKP_TRANSFORMS[target]
+    if isinstance(target, str) and target.startswith("albumentations."):
+        name = target.rsplit(".", 1)[1]
+        cls = getattr(A, name, None)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, A.BasicTransform | A.BaseCompose)
+            and name not in _NOT_FROM_FILES
+        ):
+            return cls
+    raise FkpError(
+        f"{where}: {target!r} is not an allowed transform; use an albumentations transform "
+        f"(albumentations.<Name>) or one of {', '.join(FKP_TRANSFORMS)}."
+    )
+
+
+def _plain_value(value: object, where: str) -> Any:
+    """Numbers, strings, booleans, None and lists of them; nested transform specs are built."""
+    if isinstance(value, Mapping):
+        return build_transform(value, where)
+    if isinstance(value, list | tuple):
+        return [_plain_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, _PLAIN):
+        return value
+    raise FkpError(f"{where}: {type(value).__name__} values are not allowed; use plain numbers.")
+
+
+def build_transform(spec: Mapping | A.BasicTransform, where: str = "transform") -> Any:
+    """One transform from its spec: `{"_target_": "albumentations.CenterCrop", "height": 96,
+    ...}` (the Hydra form, kept in checkpoints) or albumentations' own `to_dict` form
+    (`__class_fullname__`, older export files). Specs are data: only allow-listed classes are
+    built, with plain values; an already-built transform passes through (Python API)."""
+    if isinstance(spec, A.BasicTransform | A.BaseCompose):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise FkpError(f"{where}: expected a transform spec with _target_, got {spec!r}.")
+    spec = dict(spec)
+    if "_target_" in spec:
+        target = spec.pop("_target_")
+    else:
+        name = spec.pop("__class_fullname__", None)
+        target = name if not isinstance(name, str) or "." in name else f"albumentations.{name}"
+        if target in ("albumentations.Compose", "albumentations.core.composition.Compose"):
+            target = "albumentations.Compose"
+    cls = _transform_class(target, where)
+    if cls is A.Compose:  # a serialised pipeline: only its steps matter here
+        return build_transforms(spec.get("transforms") or [], f"{where}.transforms")
+    kwargs = {str(k): _plain_value(v, f"{where}.{k}") for k, v in spec.items()}
+    try:
+        return cls(**kwargs)
+    except Exception as e:  # albumentations validates with pydantic: one line of it
+        first = " ".join(str(e).split("\n")[0:3])
+        raise FkpError(
+            f"{where} ({target}): {' '.join(first.split())}; fix its settings."
+        ) from None
+
+
+def build_transforms(specs: Sequence | None, where: str = "transforms") -> list:
+    """A list of transform specs (see `build_transform`) -> albumentations transforms."""
+    out: list = []
+    for i, spec in enumerate(specs or []):
+        built = build_transform(spec, f"{where}[{i}]")
+        out.extend(built if isinstance(built, list) else [built])
+    return out
+
+
 # The data settings a KeypointTransform is built from (beside its albumentations steps); kept in
 # checkpoints and export files so inference rebuilds the evaluation transform exactly.
 TRANSFORM_SETTINGS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
+
+
+def transform_from_record(record: Mapping, where: str) -> KeypointTransform:
+    """The evaluation transform from a stored record (a checkpoint's data config, an export
+    file's preprocessing): TRANSFORM_SETTINGS plus `eval_transforms` specs, checked as data."""
+    settings = {}
+    for key in TRANSFORM_SETTINGS:
+        if key not in record:
+            raise FkpError(f"{where}: its preprocessing lacks {key!r}; export or train it again.")
+        settings[key] = _plain_value(record[key], f"{where} {key}")
+    steps = build_transforms(record.get("eval_transforms"), f"{where} eval_transforms")
+    try:
+        return KeypointTransform(transforms=steps, **settings)
+    except (TypeError, ValueError) as e:
+        raise FkpError(f"{where}: unusable preprocessing settings ({e}).") from None
 
 
 class KeypointTransform:
@@ -189,8 +284,9 @@ class KeypointTransform:
         image_size: side of the model input in pixels.
         frame_scale: the box is warped to a frame of image_size * frame_scale pixels before
             `transforms` run (the write-up rescales to 250 and crops 224: 250 / 224).
-        transforms: albumentations transforms, applied in order to the frame. Geometric ones
-            should be affine for the mapping back to be exact.
+        transforms: albumentations transforms, or their specs (`build_transform`: only
+            allow-listed classes), applied in order to the frame. Geometric ones should be
+            affine for the mapping back to be exact.
         grayscale: one input channel instead of three (RGB).
         mean, std: per-channel input normalisation on the [0, 1] scale; three values are
             averaged into one for grayscale.
@@ -201,7 +297,7 @@ class KeypointTransform:
     def __init__(
         self,
         image_size: int,
-        transforms: Sequence[A.BasicTransform] = (),
+        transforms: Sequence[A.BasicTransform | Mapping] = (),
         frame_scale: float = 1.0,
         grayscale: bool = False,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
@@ -217,9 +313,8 @@ class KeypointTransform:
             mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
         self._scale = torch.from_numpy(1.0 / (255.0 * std)).float()[:, None, None]  # (C, 1, 1)
         self._shift = torch.from_numpy(-mean / std).float()[:, None, None]
-        self.pipeline = (
-            A.Compose(list(transforms), keypoint_params=KEYPOINTS) if transforms else None
-        )
+        steps = build_transforms(transforms)
+        self.pipeline = A.Compose(steps, keypoint_params=KEYPOINTS) if steps else None
 
     def reseed(self, seed: int) -> None:
         """albumentations draws from its own generators; seed them for reproducible samples."""

@@ -1,0 +1,126 @@
+"""Reading checkpoints as data, and checking a resume before training starts.
+
+A checkpoint is a file a user passes in, so it is loaded with torch's weights-only unpickler
+(tensors, numbers, strings, lists and dicts; no classes, no calls) and its settings are used
+as plain values. Anything a checkpoint names (a network, a transform) is looked up in fkp's
+registries, never imported.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fkp.errors import FkpError
+
+# What a training checkpoint (last.ckpt, epoch_*.ckpt) holds beyond weights and settings.
+TRAINING_STATE = ("optimizer_states", "loops", "epoch", "global_step")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, loaded weights-only on the CPU.
+
+    Empty, truncated or foreign files, and files holding code (pickled objects other than
+    tensors and plain containers), raise one FkpError each.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise FkpError(f"{path}: {what}; pass a .ckpt written by train.py or export.py.")
+    if path.stat().st_size == 0:
+        raise FkpError(f"{path}: the file is empty (a save was interrupted); use another one.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e):  # the file names a class or function to call
+            raise FkpError(
+                f"{path}: holds Python objects, not only weights and settings, so fkp will not "
+                "load it (a checkpoint must be data); use one written by fkp's train.py."
+            ) from None
+        raise FkpError(
+            f"{path}: not an fkp checkpoint (not a readable checkpoint file); pass a .ckpt "
+            "from outputs/<task>/<run>/checkpoints/."
+        ) from None
+    except (EOFError, RuntimeError, OSError, ValueError) as e:
+        raise FkpError(
+            f"{path}: not a readable checkpoint (truncated or not a checkpoint: "
+            f"{type(e).__name__}); use another one, e.g. the run's epoch_*.ckpt."
+        ) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise FkpError(f"{path}: not an fkp checkpoint (no model weights); check the path.")
+    settings = checkpoint.get("hyper_parameters")
+    if not isinstance(settings, dict) or not isinstance(settings.get("network"), str):
+        raise FkpError(f"{path}: not an fkp checkpoint (no model settings); check the path.")
+    return checkpoint
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict, source: str | Path) -> None:
+    """Copy a checkpoint's weights into the model; a mismatch is one whole sentence."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        if len(detail) > 200:
+            detail = detail[:200].rsplit(" ", 1)[0] + " ..."
+        raise FkpError(
+            f"{source}: its weights do not fit the model ({detail}); use the model settings "
+            "it was trained with."
+        ) from None
+
+
+def check_resume(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    scheduler: Any,
+    max_epochs: int,
+    model_name: str,
+) -> dict[str, Any]:
+    """Everything Lightning would trip over when resuming from `path`, as one sentence each:
+    a slim or unreadable file, weights of another model, another optimizer or scheduler, and a
+    run that has already trained `max_epochs` epochs."""
+    checkpoint = read_checkpoint(path)
+    missing = [k for k in TRAINING_STATE if k not in checkpoint]
+    if missing:
+        raise FkpError(
+            f"ckpt_path={path} holds weights only (no optimizer or epoch state), so training "
+            "cannot resume from it; pass a run's checkpoints/last.ckpt, or evaluate it with "
+            "eval.py."
+        )
+    try:
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError:
+        raise FkpError(
+            f"ckpt_path={path} does not fit model={model_name}: its weights are another "
+            "network's; resume with the model settings it was trained with."
+        ) from None
+    stored = checkpoint.get("fkp", {})
+    for kind, current in (("optimizer", optimizer), ("scheduler", scheduler)):
+        name = type(current).__name__ if current is not None else None
+        saved = stored.get(kind, name)  # checkpoints from before fkp recorded these
+        if saved != name:
+            raise FkpError(
+                f"ckpt_path={path} was trained with {kind} {saved}, not {name}; resume with "
+                f"the {kind} it was trained with, or start a new run."
+            )
+    if optimizer is not None:
+        saved_groups = checkpoint["optimizer_states"][0].get("param_groups", [])
+        current_groups = optimizer.state_dict()["param_groups"]
+        if [sorted(g) for g in saved_groups] != [sorted(g) for g in current_groups] and (
+            "optimizer" not in stored
+        ):
+            raise FkpError(
+                f"ckpt_path={path} was trained with another optimizer; resume with the "
+                "optimizer it was trained with, or start a new run."
+            )
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    done = int(progress.get("current", {}).get("processed", int(checkpoint["epoch"]) + 1))
+    if 0 <= max_epochs <= done:
+        raise FkpError(
+            f"ckpt_path={path} has already trained {done} epochs; raise trainer.max_epochs "
+            f"above {done} to continue it."
+        )
+    return checkpoint

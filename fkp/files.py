@@ -1,0 +1,96 @@
+"""Writing files so that nothing already written is lost: checks before work starts, atomic
+replacement, and clean-up of what a killed process left behind."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from fkp.errors import FkpError
+
+_PARTIAL = ".partial-"
+
+
+def ensure_writable(folder: str | Path, setting: str) -> Path:
+    """Make `folder` and check a file can be written in it, before any work is done.
+
+    setting: the option that chooses the folder, named in the error with the fix.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fkp-write-check-"):
+            pass
+    except OSError as e:
+        raise FkpError(
+            f"{folder}: cannot write there ({e.strerror}); fix its permissions or free space, "
+            f"or choose another folder with {setting}."
+        ) from None
+    return folder
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_dead_partials(folder: Path) -> None:
+    """Delete `.<name>.partial-<pid>` files in folder whose writer process has died."""
+    for partial in folder.glob(f".*{_PARTIAL}*"):
+        pid = partial.name.rsplit(_PARTIAL, 1)[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], Any]) -> Path:
+    """Write a file whole or not at all: into a partial file beside it, synced, then renamed
+    over the old one. A kill leaves the old file intact (and a partial file that the next
+    write in that folder removes); a full disk raises OSError and removes the partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_partials(path.parent)
+    partial = path.with_name(f".{path.name}{_PARTIAL}{os.getpid()}")
+    try:
+        with partial.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made strict and tidy.
+
+    Lightning's own writer swallows a PermissionError (a run then trains on with no
+    checkpoints) and stages the file in the system temp folder, where a kill leaves it. Here
+    the checkpoint is serialised in memory, written beside its target and renamed into place:
+    any write error stops the run, and a killed save leaves only a partial file in the
+    checkpoints folder, removed by the next save.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(path, lambda f: f.write(buffer.getbuffer()))
