@@ -25,7 +25,7 @@ from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, write_text
 from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
-from fkp.smooth import OneEuroFilter
+from fkp.track import FaceTracker
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
 
 log = logging.getLogger("fkp.predict")
@@ -112,7 +112,12 @@ def predict_video(
     if not capture.isOpened():
         raise FkpError(f"{path}: cannot open the video (unknown format or corrupt file).")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, frames, filters, damaged, previous = None, [], [], 0, None
+    writer, frames, damaged, previous = None, [], 0, None
+    tracker = FaceTracker(
+        det, cfg.video.detect_every, smooth=cfg.video.smooth, fps=fps,
+        min_cutoff=cfg.video.min_cutoff, beta=cfg.video.beta, passes=cfg.video.passes,
+        flip_test=cfg.video.flip_test,
+    )  # fmt: skip
     for index, rgb in read_frames(capture):
         if rgb is None:  # damaged: keep the timeline, repeat the last picture
             damaged += 1
@@ -120,12 +125,7 @@ def predict_video(
             if writer is not None and previous is not None:
                 writer.write(previous)
             continue
-        faces = det(rgb)
-        if cfg.video.smooth:
-            if len(filters) != len(faces):  # faces came or went: start the filters afresh
-                filters = [OneEuroFilter(fps, cfg.video.min_cutoff, cfg.video.beta) for _ in faces]
-            for face, smoother in zip(faces, filters):
-                face.keypoints = smoother(face.keypoints)
+        faces = tracker(rgb)
         if writer is None:
             h, w = rgb.shape[:2]
             target = out / f"{stem}_keypoints.mp4"
@@ -162,10 +162,16 @@ def predict(cfg: DictConfig) -> int:
                 f"runtime=onnx needs an exported model, not {ckpt.name}; export one with "
                 f"python export.py ckpt_path={ckpt} format=onnx, then pass ckpt_path=<file.onnx>."
             )
-        det = FaceKeypointDetector.from_onnx(ckpt, build(cfg.detector), cfg.flip_test)
+        det = FaceKeypointDetector.from_onnx(
+            ckpt, build(cfg.detector), cfg.flip_test, refine=cfg.refine
+        )
     elif cfg.runtime == "torch":
         det = FaceKeypointDetector.from_checkpoint(
-            ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test
+            ckpt,
+            device=cfg.device,
+            detector=build(cfg.detector),
+            flip_test=cfg.flip_test,
+            refine=cfg.refine,
         )
     else:
         raise FkpError(f"runtime={cfg.runtime} is unknown; use torch or onnx.")

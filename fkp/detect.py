@@ -21,16 +21,39 @@ class FaceDetector(Protocol):
         ...
 
 
-class HaarFaceDetector:
-    """OpenCV's Haar frontal-face cascade (the original write-up's detector).
+class CalibratedDetector:
+    """A detector box is not the training framing: each detector draws its box at its own
+    place and size around a face. `extent` (how wide the 68 points spread, in box widths) and
+    `shift` (where their centre lies from the box centre, in box widths) carry that relation,
+    measured on training rows by `python calibrate.py detector=<name>`, so that the crop frames
+    the face as the training crops do."""
 
-    Large images are searched with their longer side reduced to `max_side` pixels (faster, and
-    fewer false detections in multi-megapixel photos) and boxes scaled back; `min_size` is in
-    pixels of that reduced image. A Haar box
-    sits higher and wider than the 68 points: on the 770 YouTube Faces test images the points
-    spread over 0.88 of the box width and their centre lies 0.16 widths below the box centre
-    (median, measured on 764 detected faces). `extent` and `shift` carry that calibration so
-    the crop frames the face as the training crops do.
+    extent: float
+    shift: np.ndarray
+
+    def face_extent(self, boxes: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        x, y, w, h = boxes.T
+        cx = x + w / 2 - 0.5 + self.shift[0] * w
+        cy = y + h / 2 - 0.5 + self.shift[1] * w
+        return np.stack([cx, cy, w * self.extent], axis=1)
+
+
+def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image with its longer side at most max_side (faster, fewer false detections in
+    multi-megapixel photos), and the factor boxes must be divided by."""
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+class HaarFaceDetector(CalibratedDetector):
+    """OpenCV's Haar frontal-face cascade (the original write-up's detector; OpenCV's
+    Apache 2.0 / BSD license, cascade file shipped in the opencv package).
+
+    Large images are searched with their longer side reduced to `max_side` pixels and boxes
+    scaled back; `min_size` is in pixels of that reduced image.
     """
 
     def __init__(
@@ -39,8 +62,8 @@ class HaarFaceDetector:
         min_neighbors: int = 2,
         min_size: int = 30,
         max_side: int = 800,
-        extent: float = 0.88,
-        shift: tuple[float, float] = (0.0, 0.16),
+        extent: float = 0.872,  # as conf/detector/haar.yaml (calibrate.py, training rows)
+        shift: tuple[float, float] = (0.006, 0.161),
         cascade: str = "haarcascade_frontalface_default.xml",
     ) -> None:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
@@ -52,9 +75,7 @@ class HaarFaceDetector:
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        scale = min(1.0, self.max_side / max(gray.shape[:2]))
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        gray, scale = _reduced(gray, self.max_side)
         size = (self.min_size, self.min_size)  # in the searched (reduced) image
         boxes = self.cascade.detectMultiScale(
             gray, self.scale_factor, self.min_neighbors, minSize=size
@@ -62,9 +83,75 @@ class HaarFaceDetector:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) / scale
         return boxes[np.argsort(boxes[:, 0])]  # left to right
 
-    def face_extent(self, boxes: np.ndarray) -> np.ndarray:
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        x, y, w, h = boxes.T
-        cx = x + w / 2 - 0.5 + self.shift[0] * w
-        cy = y + h / 2 - 0.5 + self.shift[1] * w
-        return np.stack([cx, cy, w * self.extent], axis=1)
+
+def _dlib():
+    try:
+        import dlib
+    except ImportError:
+        raise FkpError(
+            "this detector needs dlib: pip install -e '.[bench]' (dlib-bin), or use detector=haar."
+        ) from None
+    return dlib
+
+
+class HogFaceDetector(CalibratedDetector):
+    """dlib's HOG + linear SVM frontal face detector (dlib's Boost Software License; the
+    model is compiled into dlib, nothing is downloaded). Needs the `bench` extra.
+
+    upsample: how many times dlib doubles the image first (1 finds faces down to about 40 px).
+    """
+
+    def __init__(
+        self,
+        upsample: int = 1,
+        max_side: int = 800,
+        extent: float = 0.97,  # as conf/detector/hog.yaml (calibrate.py, training rows)
+        shift: tuple[float, float] = (0.013, 0.112),
+    ) -> None:
+        self.hog = _dlib().get_frontal_face_detector()
+        self.upsample, self.max_side = upsample, max_side
+        self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        gray, scale = _reduced(gray, self.max_side)
+        rects = self.hog(gray, self.upsample)
+        boxes = np.array([[r.left(), r.top(), r.width(), r.height()] for r in rects],
+                         dtype=np.float32).reshape(-1, 4) / scale  # fmt: skip
+        return boxes[np.argsort(boxes[:, 0])]
+
+
+def calibrate(
+    detector: FaceDetector, images: list[np.ndarray], truth: np.ndarray
+) -> dict[str, float]:
+    """Measure a detector's box-to-points relation on labelled faces.
+
+    images: RGB; truth: (N, 68, 2) pixels. For each face, the detection nearest the points'
+    centre (within half their extent) gives the points' extent in box widths and their centre
+    offset from the box centre in box widths; the medians are the calibration (robust to the
+    odd loose box). Returns extent, shift_x, shift_y, the faces matched and the miss rate.
+    """
+    ratios = []
+    for image, points in zip(images, truth):
+        boxes = detector.detect(image)
+        if not len(boxes):
+            continue
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        centre, spread = (lo + hi) / 2, float((hi - lo).max())
+        box_centres = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
+        distance = np.linalg.norm(box_centres - centre, axis=1)
+        best = int(np.argmin(distance))
+        if distance[best] > spread / 2:
+            continue
+        w = float(boxes[best, 2])
+        ratios.append([spread / w, *((centre - box_centres[best]) / w)])
+    if not ratios:
+        raise FkpError("calibration: the detector found none of the labelled faces.")
+    extent, shift_x, shift_y = np.median(np.array(ratios), axis=0)
+    return {
+        "extent": round(float(extent), 3),
+        "shift_x": round(float(shift_x), 3),
+        "shift_y": round(float(shift_y), 3),
+        "faces": len(ratios),
+        "miss_rate": 1 - len(ratios) / len(truth),
+    }

@@ -15,13 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from fkp.data.transforms import points_extent
+from fkp.detect import HogFaceDetector
 from fkp.errors import FkpError
 from fkp.evaluate import Result, match_face, timed
-
-# dlib's HOG box relative to the 68 points, measured on the 770 YouTube Faces test images
-# (median of 751 detections): the points spread over 1.00 box width, centred 0.11 widths
-# below the box centre. The ground-truth protocol gives dlib the box its detector would.
-HOG_EXTENT, HOG_SHIFT_Y = 1.0, 0.108
 
 
 def model_path() -> Path:
@@ -41,6 +37,9 @@ def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequenc
         raise FkpError("dlib=true needs the bench extra: pip install -e '.[bench]'.") from None
     predictor = dlib.shape_predictor(str(model_path()))
     hog = dlib.get_frontal_face_detector()
+    # The ground-truth protocol gives dlib the box its detector would draw around the points,
+    # from the HOG detector's calibration (python calibrate.py detector=hog, training rows).
+    calibration = HogFaceDetector()
 
     def landmarks(image: np.ndarray, rect) -> np.ndarray:
         shape = predictor(image, rect)
@@ -53,15 +52,19 @@ def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequenc
         for i, (image, points) in enumerate(zip(images, truth)):
             if protocol == "gt":
                 cx, cy, extent = points_extent(points)
-                w = extent / HOG_EXTENT
-                cy -= HOG_SHIFT_Y * w
+                w = extent / calibration.extent
+                cx -= calibration.shift[0] * w
+                cy -= calibration.shift[1] * w
                 rect = dlib.rectangle(int(round(cx - w / 2)), int(round(cy - w / 2)),
                                       int(round(cx + w / 2)), int(round(cy + w / 2)))  # fmt: skip
                 predicted[i], seconds = timed(lambda: landmarks(image, rect))  # noqa: B023
                 result.seconds += seconds
                 result.faces_timed += 1
             else:
-                faces = [landmarks(image, r) for r in hog(image, 1)]
+                faces, seconds = timed(
+                    lambda: [landmarks(image, r) for r in hog(image, 1)]  # noqa: B023
+                )
+                result.image_seconds += seconds
                 face = match_face(faces, points)
                 if face is not None:
                     predicted[i] = face

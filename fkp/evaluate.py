@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import matplotlib
 
 matplotlib.use("Agg")
+import cv2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -28,12 +29,14 @@ from fkp.viz import make_grid  # noqa: E402
 @dataclass
 class Result:
     """Predictions of one method under one protocol. predicted: (N, 68, 2) pixels, NaN where
-    the detector found no face; seconds: time spent on keypoints per face, detection apart."""
+    the detector found no face; seconds: time spent on keypoints per face, detection apart;
+    image_seconds: time spent on whole images (detection, framing, keypoints, refinement)."""
 
     name: str
     predicted: np.ndarray
     faces_timed: int = 0
     seconds: float = 0.0
+    image_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def ms_per_face(self) -> float:
@@ -63,6 +66,7 @@ def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10)) -> dic
         "mpe_px": float((pred - gt).norm(dim=-1).mean()),
         "miss_rate": float(1 - found.mean()),
         "ms_per_face": result.ms_per_face(),
+        "ms_per_image": 1e3 * result.image_seconds / len(truth),
         "faces": int(found.sum()),
     }
     for t in thresholds:
@@ -119,3 +123,51 @@ def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def moving_clip(
+    image: np.ndarray, frames: int = 120, size: tuple[int, int] = (640, 480), seed: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """A video of a photo moving with known motion, to measure tracking without labels.
+
+    Each frame is the photo under a similarity transform (a slow drift and sway, a little
+    zoom and tilt) fitted into `size` (W, H). Returns the RGB frames and their (frames, 2, 3)
+    affines, photo -> frame pixels, so points found in a frame map back to the photo exactly.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fit = min(w / image.shape[1], h / image.shape[0]) * 0.8
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    t = np.arange(frames) / 25.0  # seconds at 25 fps
+    out, affines = [], []
+    for k in range(frames):
+        angle = 6 * np.sin(0.7 * t[k] + phase[0])
+        scale = fit * (1 + 0.1 * np.sin(0.5 * t[k] + phase[1]))
+        cx = w / 2 + 0.08 * w * np.sin(0.9 * t[k] + phase[2])
+        cy = h / 2 + 0.06 * h * np.sin(1.1 * t[k] + phase[3])
+        affine = cv2.getRotationMatrix2D(((image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2),
+                                         angle, scale)  # fmt: skip
+        affine[:, 2] += (cx - (image.shape[1] - 1) / 2, cy - (image.shape[0] - 1) / 2)
+        out.append(cv2.warpAffine(image, affine, (w, h), flags=cv2.INTER_LINEAR))
+        affines.append(affine)
+    return out, np.stack(affines)
+
+
+def steadiness(points: np.ndarray, affines: np.ndarray) -> float:
+    """Jitter of one face's points over a clip with known motion: each frame's points are
+    mapped back to the photo (undoing the motion), and the mean distance of each point from
+    its own mean position is divided by the inter-ocular distance of the mean shape.
+
+    points: (frames, 68, 2) in frame pixels (NaN where the face was not found); affines:
+    (frames, 2, 3) photo -> frame. Lower is steadier; 0 is perfectly still.
+    """
+    back = []
+    for p, a in zip(points, affines):
+        if np.isnan(p).any():
+            continue
+        inverse = cv2.invertAffineTransform(a)
+        back.append(apply_affine(inverse, p))
+    back = np.stack(back)
+    mean = back.mean(axis=0)
+    interocular = np.linalg.norm(mean[36] - mean[45])
+    return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)

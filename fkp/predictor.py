@@ -25,14 +25,17 @@ from fkp.landmarks import FLIP_INDEX
 @dataclass
 class Face:
     """box: (4,) x, y, w, h of the detection; keypoints: (68, 2) x, y; frame: (3,) cx, cy,
-    side of the square the model saw (the training framing of this face); image pixels."""
+    side of the square the model saw last (the training framing of this face); image pixels."""
 
     box: np.ndarray
     keypoints: np.ndarray
     frame: np.ndarray
+    id: int | None = None  # the track id in a video (fkp.track.FaceTracker)
 
     def to_dict(self) -> dict:
+        out = {} if self.id is None else {"id": self.id}
         return {
+            **out,
             "box": [round(float(v), 2) for v in self.box],
             "keypoints": np.round(self.keypoints.astype(float), 2).tolist(),
         }
@@ -67,6 +70,10 @@ class FaceKeypointDetector:
     """Detect every face, frame it as in training, and regress its 68 keypoints.
 
     flip_test: also predict on the mirrored crop and average (relabelling left and right).
+    refine: after the first pass from the detector's box, frame each face again from its own
+        predicted points (the training framing) and predict again, up to this many times, or
+        until the frame moves less than 1% of its side. A detector box frames a face only
+        roughly; the points' own framing is the one the model was trained on.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class FaceKeypointDetector:
         detector: FaceDetector | None = None,
         flip_test: bool = False,
         device: str | torch.device = "cpu",
+        refine: int = 0,
     ) -> None:
         """model: images (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1]: a KeypointModule,
         or an exported model (`fkp.deploy.OnnxModel`)."""
@@ -83,6 +91,7 @@ class FaceKeypointDetector:
         self.transform = transform
         self.detector = detector if detector is not None else HaarFaceDetector()
         self.flip_test = flip_test
+        self.refine = refine
         self.device = torch.device(device)
 
     @classmethod
@@ -92,6 +101,7 @@ class FaceKeypointDetector:
         device: str | torch.device = "cpu",
         detector: FaceDetector | None = None,
         flip_test: bool = False,
+        refine: int = 0,
     ) -> FaceKeypointDetector:
         from fkp.module import KeypointModule  # Lightning: only for checkpoints
 
@@ -107,7 +117,8 @@ class FaceKeypointDetector:
                 f"{path}: not an fkp checkpoint ({type(e).__name__}); pass a .ckpt from "
                 "outputs/<task>/<run>/checkpoints/."
             ) from None
-        return cls(model, eval_transform_of(model, str(path)), detector, flip_test, device)
+        transform = eval_transform_of(model, str(path))
+        return cls(model, transform, detector, flip_test, device, refine)
 
     @classmethod
     def from_pretrained(
@@ -116,10 +127,11 @@ class FaceKeypointDetector:
         device: str | torch.device = "cpu",
         detector: FaceDetector | None = None,
         flip_test: bool = False,
+        refine: int = 0,
     ) -> FaceKeypointDetector:
         """fkp's shipped model, inside the package: no training and no download (README,
         "The default model", says how it was trained and what it measures)."""
-        return cls.from_checkpoint(pretrained_path(name), device, detector, flip_test)
+        return cls.from_checkpoint(pretrained_path(name), device, detector, flip_test, refine)
 
     @classmethod
     def from_onnx(
@@ -128,6 +140,7 @@ class FaceKeypointDetector:
         detector: FaceDetector | None = None,
         flip_test: bool = False,
         threads: int | None = None,
+        refine: int = 0,
     ) -> FaceKeypointDetector:
         """An ONNX file from export.py, with its preprocessing JSON beside it (onnxruntime;
         neither Lightning nor Hydra is loaded)."""
@@ -135,7 +148,8 @@ class FaceKeypointDetector:
 
         if not Path(path).is_file():
             raise FkpError(f"{path}: no such ONNX file; export one with export.py format=onnx.")
-        return cls(OnnxModel(path, threads), load_preprocessing(path), detector, flip_test)
+        model, transform = OnnxModel(path, threads), load_preprocessing(path)
+        return cls(model, transform, detector, flip_test, refine=refine)
 
     def __call__(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
         """All faces of the image, left to right. image: (H, W, 3) RGB (or BGR with bgr=True),
@@ -145,13 +159,30 @@ class FaceKeypointDetector:
         if len(boxes) == 0:
             return []
         frames = square_box(self.detector.face_extent(boxes), self.transform.margin)
-        keypoints = self.keypoints_in(rgb, frames)
+        keypoints, frames = self.refined(rgb, frames, self.refine)
         return [Face(b, k, f) for b, k, f in zip(boxes, keypoints, frames)]
+
+    def refined(
+        self, image: np.ndarray, frames: np.ndarray, passes: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints from the given frames, then up to `passes` more passes, each framed from
+        the previous points. image: (H, W, 3) RGB uint8; frames: (N, 3) cx, cy, side.
+        Returns keypoints (N, 68, 2) pixels and the frames (N, 3) of the last pass."""
+        prepared = self.transform.prepare(image)
+        keypoints = self.keypoints_in(prepared, frames)
+        for _ in range(passes):
+            new = self.transform.box_for(keypoints)
+            moved = np.abs(new - frames).max(axis=1) / frames[:, 2]
+            if moved.max() < 0.01:  # the frame has settled
+                break
+            frames, keypoints = new, self.keypoints_in(prepared, new)
+        return keypoints, frames
 
     def keypoints_in(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Keypoints of the faces framed by square boxes, all in one forward pass.
 
-        image: (H, W, 3) RGB uint8; boxes: (N, 3) cx, cy, side. Returns (N, 68, 2) pixels.
+        image: (H, W, 3) RGB uint8 (or already `transform.prepare`d); boxes: (N, 3) cx, cy,
+        side. Returns (N, 68, 2) pixels.
         """
         prepared = self.transform.prepare(image)
         samples = [self.transform(prepared, box) for box in boxes]

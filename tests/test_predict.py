@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from fkp import FaceKeypointDetector
+from fkp import CONF_DIR, FaceKeypointDetector
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.data.transforms import square_box, to_image
 from fkp.detect import HaarFaceDetector
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint) -> FaceKeypointDetector:
-    return FaceKeypointDetector.from_checkpoint(tiny_checkpoint)
+    """The API set up as predict.py sets it up (its refinement passes)."""
+    refine = OmegaConf.load(CONF_DIR / "predict.yaml").refine
+    return FaceKeypointDetector.from_checkpoint(tiny_checkpoint, refine=refine)
 
 
 def _predict_py(*args: str) -> subprocess.CompletedProcess:
