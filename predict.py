@@ -105,12 +105,37 @@ def read_frames(capture: cv2.VideoCapture, give_up_after: int = 50):
         index += 1
 
 
+def camera_of(spec: str) -> int | None:
+    """input=webcam (camera 0) or input=<N> (camera N); None for files."""
+    if spec == "webcam":
+        return 0
+    return int(spec) if spec.isdigit() else None
+
+
+def live_window() -> bool:
+    """Whether OpenCV can open a window here (a display, and a GUI-enabled OpenCV build: the
+    headless build fkp installs has none)."""
+    try:
+        cv2.namedWindow("fkp")
+    except cv2.error:
+        return False
+    return True
+
+
 def predict_video(
-    path: Path, det: FaceKeypointDetector, cfg: DictConfig, out: Path, stem: str
+    path: Path | int, det: FaceKeypointDetector, cfg: DictConfig, out: Path, stem: str
 ) -> dict:
-    capture = cv2.VideoCapture(str(path))
+    """A video file, or a camera (path: its index) shown live where a window can open."""
+    capture = cv2.VideoCapture(path if isinstance(path, int) else str(path))
     if not capture.isOpened():
+        if isinstance(path, int):
+            raise FkpError(f"input={'webcam' if path == 0 else path}: no camera {path} found; "
+                           "connect one or pass a video file.")  # fmt: skip
         raise FkpError(f"{path}: cannot open the video (unknown format or corrupt file).")
+    live = isinstance(path, int) and live_window()
+    if isinstance(path, int) and not live:
+        print("no window can open here (no display, or OpenCV's headless build): the camera's "
+              f"frames go to {out}; stop with Ctrl-C.", file=sys.stderr)  # fmt: skip
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer, frames, damaged, previous = None, [], 0, None
     tracker = FaceTracker(
@@ -118,27 +143,37 @@ def predict_video(
         min_cutoff=cfg.video.min_cutoff, beta=cfg.video.beta, passes=cfg.video.passes,
         flip_test=cfg.video.flip_test,
     )  # fmt: skip
-    for index, rgb in read_frames(capture):
-        if rgb is None:  # damaged: keep the timeline, repeat the last picture
-            damaged += 1
-            frames.append({"frame": index, "damaged": True, "faces": []})
-            if writer is not None and previous is not None:
-                writer.write(previous)
-            continue
-        faces = tracker(rgb)
-        if writer is None:
-            h, w = rgb.shape[:2]
-            target = out / f"{stem}_keypoints.mp4"
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if not writer.isOpened():
-                raise FkpError(
-                    f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
-                    "is not writable); check the output folder."
-                )
-        previous = cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR)
-        writer.write(previous)
-        frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+    try:
+        for index, rgb in read_frames(capture):
+            if rgb is None:  # damaged: keep the timeline, repeat the last picture
+                damaged += 1
+                frames.append({"frame": index, "damaged": True, "faces": []})
+                if writer is not None and previous is not None:
+                    writer.write(previous)
+                continue
+            faces = tracker(rgb)
+            if writer is None:
+                h, w = rgb.shape[:2]
+                target = out / f"{stem}_keypoints.mp4"
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not writer.isOpened():
+                    raise FkpError(
+                        f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
+                        "is not writable); check the output folder."
+                    )
+            previous = cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR)
+            writer.write(previous)
+            frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            if live:
+                cv2.imshow("fkp", previous)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):  # q or Esc ends a live run
+                    break
+    except KeyboardInterrupt:  # Ctrl-C ends a camera run; what was seen is written
+        if not isinstance(path, int):
+            raise
     capture.release()
+    if live:
+        cv2.destroyAllWindows()
     if writer is None:
         raise FkpError(f"{path}: the video has no readable frames.")
     writer.release()
@@ -155,29 +190,27 @@ def predict(cfg: DictConfig) -> int:
     validate(cfg, PREDICT_RULES)
     out = Path(cfg.paths.output_dir)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
-    inputs = expand_inputs(str(cfg.input))
-    if cfg.runtime == "onnx":
-        if ckpt.suffix != ".onnx":
-            raise FkpError(
-                f"runtime=onnx needs an exported model, not {ckpt.name}; export one with "
-                f"python export.py ckpt_path={ckpt} format=onnx, then pass ckpt_path=<file.onnx>."
-            )
+    camera = camera_of(str(cfg.input))
+    inputs = [] if camera is not None else expand_inputs(str(cfg.input))
+    runtime = cfg.runtime
+    if runtime == "auto":  # onnxruntime on the CPU (faster at batch 1), PyTorch on a GPU
+        runtime = "onnx" if ckpt.suffix == ".onnx" or str(cfg.device) == "cpu" else "torch"
+    if ckpt.suffix == ".onnx":
+        if runtime != "onnx":
+            raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
         det = FaceKeypointDetector.from_onnx(
             ckpt, build(cfg.detector), cfg.flip_test, refine=cfg.refine
         )
-    elif cfg.runtime == "torch":
-        det = FaceKeypointDetector.from_checkpoint(
-            ckpt,
-            device=cfg.device,
-            detector=build(cfg.detector),
-            flip_test=cfg.flip_test,
-            refine=cfg.refine,
-        )
     else:
-        raise FkpError(f"runtime={cfg.runtime} is unknown; use torch or onnx.")
+        det = FaceKeypointDetector.from_checkpoint(
+            ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test,
+            refine=cfg.refine, runtime=runtime,
+        )  # fmt: skip
     ensure_writable(out, "hydra.run.dir=<folder>")
     stems = output_stems(inputs)
     results, rows, failed = {}, [], 0
+    if camera is not None:
+        results[str(cfg.input)] = predict_video(camera, det, cfg, out, "webcam")
     for path in inputs:
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:

@@ -102,7 +102,10 @@ class FaceKeypointDetector:
         detector: FaceDetector | None = None,
         flip_test: bool = False,
         refine: int = 0,
+        runtime: str = "torch",
     ) -> FaceKeypointDetector:
+        """runtime: "torch" (PyTorch eager, on `device`), or "onnx": the network exported to
+        ONNX in memory and run by onnxruntime on the CPU, faster at batch 1."""
         from fkp.module import KeypointModule  # Lightning: only for checkpoints
 
         path = Path(path)
@@ -118,6 +121,12 @@ class FaceKeypointDetector:
                 "outputs/<task>/<run>/checkpoints/."
             ) from None
         transform = eval_transform_of(model, str(path))
+        if runtime == "onnx":
+            from fkp.deploy import onnx_runtime_model
+
+            model = onnx_runtime_model(model, transform)
+        elif runtime != "torch":
+            raise FkpError(f"runtime={runtime} is unknown; use torch, onnx or auto.")
         return cls(model, transform, detector, flip_test, device, refine)
 
     @classmethod
@@ -128,10 +137,13 @@ class FaceKeypointDetector:
         detector: FaceDetector | None = None,
         flip_test: bool = False,
         refine: int = 0,
+        runtime: str = "torch",
     ) -> FaceKeypointDetector:
         """fkp's shipped model, inside the package: no training and no download (README,
         "The default model", says how it was trained and what it measures)."""
-        return cls.from_checkpoint(pretrained_path(name), device, detector, flip_test, refine)
+        return cls.from_checkpoint(
+            pretrained_path(name), device, detector, flip_test, refine, runtime
+        )
 
     @classmethod
     def from_onnx(

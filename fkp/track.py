@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from fkp.data.transforms import crop_box
+from fkp.data.transforms import apply_affine, crop_box, square_box
 from fkp.predictor import Face, FaceKeypointDetector
 from fkp.smooth import ShapeFilter
 
@@ -32,6 +33,7 @@ class Track:
     smoother: ShapeFilter | None = None
     unverified: int = 0  # detector checks in a row that found no face here
     age: int = 0
+    fit: float = 1.0  # overlap of its frame with the detector's at the last check
     shown: np.ndarray | None = None  # the (smoothed) points reported for the last frame
 
 
@@ -41,6 +43,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
     return inter / (a[2] ** 2 + b[2] ** 2 - inter)
+
+
+def _visible(keypoints: np.ndarray, width: int, height: int) -> float:
+    """The fraction of the points' extent that lies inside the picture."""
+    lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
+    inside = np.clip(hi, 0, [width, height]) - np.clip(lo, 0, [width, height])
+    return float(np.prod(np.clip(inside, 0, None)) / max(np.prod(hi - lo), 1e-6))
 
 
 def _points_box(keypoints: np.ndarray) -> np.ndarray:
@@ -105,10 +114,13 @@ class FaceTracker:
         frames = np.stack([self.det.transform.box_for(t.shown) for t in self.tracks])
         keypoints, frames = self.det.refined(prepared, frames, self.passes - 1)
         kept = []
+        height, width = prepared.shape[:2]
         for track, points, frame in zip(self.tracks, keypoints, frames):
             before, after = track.frame[2], self.det.transform.box_for(points)[2]
             if not 0.7 < after / before < 1.4 or not np.isfinite(points).all():
                 continue  # the spread jumped or collapsed: no face followed here
+            if _visible(points, width, height) < 0.5:
+                continue  # leaving the picture: what is left is too little to follow
             track.keypoints, track.frame, track.age = points, frame, track.age + 1
             track.box = _points_box(points)
             kept.append(track)
@@ -120,13 +132,12 @@ class FaceTracker:
         """Start tracks for detections no track covers; check the tracks against them."""
         boxes = self.det.detector.detect(rgb)
         if len(boxes):
-            extent = self.det.detector.face_extent(boxes)
-            frames = extent.copy()
-            frames[:, 2] = extent[:, 2] * (1 + self.det.transform.margin)
+            frames = self._frames_of(boxes)
             covered = np.zeros(len(boxes), dtype=bool)
             for track in self.tracks:
                 overlaps = [_iou(track.frame, f) for f in frames]
-                if overlaps and max(overlaps) > 0.3:
+                track.fit = max(overlaps)
+                if track.fit > 0.3:
                     covered[int(np.argmax(overlaps))] = True
                     track.unverified = 0
                 else:
@@ -142,22 +153,37 @@ class FaceTracker:
         self._drop_unverified_and_duplicates()
 
     def _verify(self, rgb: np.ndarray) -> None:
-        """Run the detector on each track's own region (a small crop: cheap)."""
+        """Run the detector on each track's own region (a small crop: cheap); the track is
+        confirmed if a face found there frames about where the track does (a track drifting
+        off its face onto a neighbour's is not)."""
         for track in self.tracks:
             side = float(track.frame[2]) * 1.5
             scale = min(1.0, 160 / side)  # the region at about 160 px is plenty for a detector
             size = max(32, int(round(side * scale)))
             region = np.array([track.frame[0], track.frame[1], side], dtype=np.float32)
-            crop, _ = crop_box(rgb, region, size)
-            track.unverified = 0 if len(self.det.detector.detect(crop)) else track.unverified + 1
+            crop, affine = crop_box(rgb, region, size)
+            boxes = self.det.detector.detect(crop)
+            track.fit = 0.0
+            if len(boxes):
+                found = self._frames_of(boxes)
+                found[:, :2] = apply_affine(cv2.invertAffineTransform(affine), found[:, :2])
+                found[:, 2] /= affine[0, 0]
+                track.fit = max(_iou(track.frame, f) for f in found)
+            track.unverified = 0 if track.fit > 0.3 else track.unverified + 1
         self._drop_unverified_and_duplicates()
+
+    def _frames_of(self, boxes: np.ndarray) -> np.ndarray:
+        """Detector boxes -> the square training framings (cx, cy, side) they imply."""
+        return square_box(self.det.detector.face_extent(boxes), self.det.transform.margin)
 
     def _drop_unverified_and_duplicates(self) -> None:
         kept: list[Track] = []
-        for track in sorted(self.tracks, key=lambda t: t.id):  # older tracks win
+        # on one face, the confirmed track wins, then the one the detector's box fits best (a
+        # track drifting off its own face onto another fits it worse), then the older one
+        for track in sorted(self.tracks, key=lambda t: (t.unverified, -round(t.fit, 1), t.id)):
             if track.unverified >= self.patience:
                 continue
-            if any(_iou(track.frame, k.frame) > 0.5 for k in kept):
+            if any(_iou(track.frame, k.frame) > 0.4 for k in kept):
                 continue  # two tracks on one face
             kept.append(track)
         self.tracks = kept

@@ -106,8 +106,16 @@ def test_export_cli_and_predict_with_onnx_runtime(tiny_checkpoint, data_dir, tmp
     result = _run("predict.py", "runtime=onnx", f"ckpt_path={tmp_path / 'm.onnx'}",
                   f"input={image}", f"hydra.run.dir={tmp_path / 'y'}")  # fmt: skip
     assert result.returncode == 2 and "m.json: missing" in result.stderr
-    result = _run("predict.py", "runtime=onnx", f"input={image}", f"hydra.run.dir={tmp_path / 'z'}")
-    assert result.returncode == 2 and "runtime=onnx needs an exported model" in result.stderr
+    # a checkpoint under onnxruntime (runtime=auto on a CPU): exported in memory, same points
+    result = _run("predict.py", "runtime=auto", f"ckpt_path={tiny_checkpoint}", f"input={image}",
+                  f"hydra.run.dir={tmp_path / 'z'}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    auto = json.loads((tmp_path / "z" / "keypoints.json").read_text())[str(image)]["faces"]
+    for a, b in zip(auto, runs["torch"]):
+        assert np.abs(np.array(a["keypoints"]) - np.array(b["keypoints"])).max() < 0.02
+    result = _run("predict.py", "runtime=torch", f"ckpt_path={tmp_path / 'm.onnx'}",
+                  f"input={image}", f"hydra.run.dir={tmp_path / 'w'}")  # fmt: skip
+    assert result.returncode == 2 and "m.onnx is an ONNX model: use runtime=onnx" in result.stderr
 
 
 @pytest.mark.parametrize("half", [False, True])

@@ -23,6 +23,7 @@ x in [-0.5, W - 0.5]; albumentations' flips (x -> W - 1 - x) follow the same con
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -179,11 +180,56 @@ class RandomSimilarity(A.DualTransform):
         return ("rotate", "scale", "translate", "fill")
 
 
+class FramingJitter(RandomSimilarity):
+    """Shift and scale the framing as face detectors and refinement passes really do.
+
+    In use the model never sees the labelled points' framing: it sees a detector box brought
+    to that framing, or the framing of its own previous prediction. Their errors, measured
+    against the labelled framing (shift in fractions of the frame side, scale as log ratio),
+    are roughly normal and wider across than down; this draws from such a distribution (the
+    defaults: the Haar box's on training rows, measured by `bench/framing_noise.py`), so the
+    model learns to recover from the framings it will meet.
+
+    Args:
+        shift_std: (x, y) standard deviations of the frame centre's error, in frame sides.
+        log_scale_std: standard deviation of the log of the frame side's error.
+        limit: draws are cut at this many standard deviations.
+    """
+
+    def __init__(
+        self,
+        shift_std: tuple[float, float] = (0.07, 0.03),
+        log_scale_std: float = 0.1,
+        limit: float = 2.5,
+        fill: float = 0,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(rotate=(0, 0), scale=(1, 1), translate=(0, 0), fill=fill, p=p)
+        self.shift_std, self.log_scale_std, self.limit = tuple(shift_std), log_scale_std, limit
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        h, w = params["shape"][:2]
+
+        def draw(std: float) -> float:
+            return std * max(-self.limit, min(self.limit, self.py_random.gauss(0.0, 1.0)))
+
+        # A frame larger than the face by s shows the face smaller by 1 / s, and a frame
+        # centre off by d shows the face moved by -d: the image moves opposite to the frame.
+        zoom = math.exp(-draw(self.log_scale_std))
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0.0, zoom)
+        matrix[:, 2] -= (draw(self.shift_std[0]) * w * zoom, draw(self.shift_std[1]) * h * zoom)
+        return {"matrix": matrix}
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("shift_std", "log_scale_std", "limit", "fill")
+
+
 # Transforms a config, checkpoint or export file may name: the albumentations transforms (any
 # `A.BasicTransform` subclass but Lambda, which exists to call arbitrary functions) and fkp's own.
 # Nothing else can be built from a file, so a crafted checkpoint cannot choose what gets called.
 FKP_TRANSFORMS: dict[str, type[A.BasicTransform]] = {
     "fkp.data.transforms.RandomSimilarity": RandomSimilarity,
+    "fkp.data.transforms.FramingJitter": FramingJitter,
 }
 _NOT_FROM_FILES = {"Lambda"}
 _PLAIN = (str, int, float, bool, type(None))
