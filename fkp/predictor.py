@@ -203,11 +203,13 @@ class FaceKeypointDetector:
             images = images.to(self.device)
         affines = torch.from_numpy(np.stack([s["affine"] for s in samples]))
         with torch.no_grad():
-            predicted = self.model(images)
-            if self.flip_test:
-                mirrored = self.model(images.flip(-1))[:, FLIP_INDEX]
+            if self.flip_test:  # the faces and their mirror images in one batch
+                both = self.model(torch.cat([images, images.flip(-1)]))
+                predicted, mirrored = both[: len(images)], both[len(images) :, FLIP_INDEX]
                 mirrored[..., 0] = -mirrored[..., 0]  # a mirror is a sign change in [-1, 1]
                 predicted = (predicted + mirrored) / 2
+            else:
+                predicted = self.model(images)
         return to_image(
             predicted.cpu().double(), affines.double(), self.transform.image_size
         ).numpy()

@@ -1,7 +1,7 @@
 """Following faces through video frames from their keypoints.
 
 A face found in one frame is framed in the next from its own points (the training framing)
-and predicted in one model pass; the face detector runs only on the first frame, every
+and predicted in a pass or two; the face detector runs only on the first frame, every
 `detect_every` frames, and whenever a track is lost, to pick up faces that entered. A track
 is lost when its points stop looking like a face in place (their spread jumps or collapses),
 or when the detector, run on the track's own small region every `verify_every` frames, finds
@@ -107,7 +107,8 @@ class FaceTracker:
         return [self._face(t) for t in self.tracks]
 
     def _follow(self, prepared: np.ndarray) -> bool:
-        """One model pass per track, framed from its previous points; True if one was lost."""
+        """`passes` model passes per track, the first framed from its previous points; True if
+        a track was lost."""
         if not self.tracks:
             return False
         # framed from the smoothed points: a steadier crop gives steadier points
