@@ -51,13 +51,13 @@ def expand_inputs(spec: str) -> list[Path]:
 
 
 def annotate(image: np.ndarray, faces: list[Face], parts: bool) -> np.ndarray:
+    """A copy of the image with each face's box and keypoints, lines sized to the face."""
     out = image.copy()
-    thickness = max(1, round(max(image.shape[:2]) / 400))
     for face in faces:
         x, y, w, h = (int(round(v)) for v in face.box)
+        thickness = max(1, round(w / 100))
         cv2.rectangle(out, (x, y), (x + w, y + h), MAGENTA, thickness, cv2.LINE_AA)
-        radius = max(1, round(face.box[2] / 150))
-        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, radius=radius)
+        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, copy=False)
     return out
 
 

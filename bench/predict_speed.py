@@ -4,7 +4,8 @@
 
 Model latency: the network alone on a preprocessed face, batch 1 on 1 CPU thread, and per
 face in a batch of 16, in PyTorch eager mode and in onnxruntime. End to end: decode excluded,
-Haar detection + framing + keypoints + drawing, as predict.py does it, on 1 thread. Prints
+Haar detection + framing + keypoints with predict.py's refinement passes + drawing, in
+onnxruntime as predict.py runs by default, on 1 thread. Prints
 markdown for README.
 """
 
@@ -19,9 +20,11 @@ from pathlib import Path
 import cv2
 import torch
 from common import Row, hardware, print_rows
+from omegaconf import OmegaConf
 
+from fkp import CONF_DIR
 from fkp.data.io import decode_image
-from fkp.deploy import OnnxModel, export
+from fkp.deploy import OnnxModel, export, onnx_runtime_model
 from fkp.predictor import FaceKeypointDetector
 from fkp.viz import draw_keypoints
 
@@ -58,18 +61,22 @@ def measure(ckpt: str, images: list[str]) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         path = export(det.model, det.transform, Path(tmp) / "m.onnx", "onnx")
         per_face("predict: model, onnxruntime", OnnxModel(path, threads=1))
+    # as predict.py runs by default: onnxruntime (exported in memory), 2 refinement passes
+    refine = OmegaConf.load(CONF_DIR / "predict.yaml").refine
+    in_use = FaceKeypointDetector(onnx_runtime_model(det.model, det.transform, threads=1),
+                                  det.transform, det.detector, refine=refine)  # fmt: skip
     for path in images:
         image = decode_image(path)
 
         def end_to_end(image=image):
             out = image.copy()
-            for face in det(image):
-                out = draw_keypoints(out, face.keypoints)
+            for face in in_use(image):
+                out = draw_keypoints(out, face.keypoints, copy=False)
 
-        shape = f"{image.shape[1]}x{image.shape[0]}, {len(det(image))} faces"
+        shape = f"{image.shape[1]}x{image.shape[0]}, {len(in_use(image))} faces"
         ms = 1e3 * best_of(end_to_end, 3)
-        what = "predict: end to end (Haar + keypoints + drawing)"
-        rows.append((what, f"{Path(path).name} ({shape}), {net}", ms, "ms/image"))
+        what = f"predict: end to end (Haar + keypoints, {refine} refinement passes + drawing)"
+        rows.append((what, f"{Path(path).name} ({shape}), {net}, onnxruntime", ms, "ms/image"))
     return rows
 
 

@@ -21,18 +21,22 @@ def draw_keypoints(
     color: tuple[int, int, int] = GREEN,
     parts: bool = True,
     radius: int | None = None,
+    copy: bool = True,
 ) -> np.ndarray:
-    """A copy of the RGB image with the points (and the part outlines) drawn on it.
+    """The RGB image with the points (and the part outlines) drawn on it: a copy, or the
+    image itself with copy=False (a big photo with many faces is copied once, not per face).
 
-    image: (H, W, 3) uint8 RGB; keypoints: (68, 2) pixels. Drawing is anti-aliased at
-    sub-pixel precision so small faces stay readable.
+    image: (H, W, 3) uint8 RGB; keypoints: (68, 2) pixels. Lines and dots are sized to the
+    face, not the image, so a small face in a large photo keeps its eyes and lips readable;
+    drawing is anti-aliased at sub-pixel precision.
     """
-    out = np.ascontiguousarray(image.copy())
+    out = np.ascontiguousarray(image.copy() if copy else image)
     shift = 4  # sub-pixel bits for cv2 drawing
-    pts = np.round(np.asarray(keypoints, dtype=np.float64) * (1 << shift)).astype(np.int32)
-    size = max(image.shape[:2])
-    radius = radius or max(1, round(size / 120))
-    thickness = max(1, round(size / 250))
+    points = np.asarray(keypoints, dtype=np.float64)
+    pts = np.round(points * (1 << shift)).astype(np.int32)
+    face = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
+    radius = radius or max(1, round(face / 80))
+    thickness = max(1, round(face / 150))
     if parts:
         for first, last, closed in PARTS.values():
             cv2.polylines(

@@ -46,3 +46,14 @@ def test_predict_py_uses_the_shipped_model_by_default(photos, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     faces = json.loads((tmp_path / "keypoints.json").read_text())[str(photos / "obamas.jpg")]
     assert len(faces["faces"]) == 2
+
+
+def test_shipped_model_reaches_its_stated_end_to_end_nme_on_a_fixed_subset(data_dir, tmp_path):
+    """As predict.py runs it (Haar, refinement passes), figures from the card."""
+    check = CARD["end_to_end_check"]
+    result = _run("eval.py", "ckpt_path=pretrained", f"limit={check['faces']}",
+                  "protocols=[detector]", "worst=0", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["fkp (detector box)"]
+    assert metrics["nme"] == pytest.approx(check["nme"], abs=2e-4)
+    assert metrics["miss_rate"] == check["miss_rate"]

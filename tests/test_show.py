@@ -53,6 +53,11 @@ def test_draw_keypoints_marks_the_points():
     assert (image == 0).all()  # the input is left alone
     for x, y in points[::10].round().astype(int):
         assert tuple(drawn[y, x]) == GREEN
+    # sized to the face, not the image: a 40 px face in a 4000 px photo keeps thin lines
+    big = np.zeros((4000, 4000, 3), np.uint8)
+    small_face = np.stack([np.linspace(100, 140, 68), np.linspace(100, 140, 68)], axis=1)
+    dots = draw_keypoints(big, small_face, GREEN, parts=False, copy=False)
+    assert dots is big and (big[90:150, 90:150] == GREEN).all(axis=-1).mean() < 0.1
 
 
 def test_grid_tiles_truth_and_prediction():
