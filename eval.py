@@ -109,9 +109,9 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_ced(results, out / "ced.png")
-    save_image(
-        out / "worst.png", worst_grid(images, truth, results[0], cfg.worst, det.transform.margin)
-    )
+    if cfg.worst:
+        grid = worst_grid(images, truth, results[0], cfg.worst, det.transform.margin)
+        save_image(out / "worst.png", grid)
     print(f"\n{len(names)} faces, {cfg.csv or cfg.split} split, 1 CPU thread\n")
     print("| method | " + " | ".join(COLUMNS) + " |")
     print("| --- |" + " --- |" * len(COLUMNS))

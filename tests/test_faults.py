@@ -457,7 +457,8 @@ def test_a_video_writer_that_cannot_open_is_reported(tmp_path, monkeypatch):
     video = _video_with_a_damaged_frame(tmp_path / "clip.avi")
     monkeypatch.setattr(predict.cv2, "VideoWriter", Closed)
     det = FaceKeypointDetector.from_pretrained()
-    cfg = OmegaConf.create({"parts": True, "video": {"smooth": False}})
+    settings = OmegaConf.load(ROOT / "conf" / "predict.yaml").video
+    cfg = OmegaConf.create({"parts": True, "video": settings})
     with pytest.raises(FkpError, match=r"clip_keypoints.mp4: OpenCV cannot write this video"):
         predict.predict_video(video, det, cfg, tmp_path, "clip")
 
