@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fkp import FaceKeypointDetector
@@ -57,3 +58,16 @@ def test_shipped_model_reaches_its_stated_end_to_end_nme_on_a_fixed_subset(data_
     metrics = json.loads((tmp_path / "metrics.json").read_text())["fkp (detector box)"]
     assert metrics["nme"] == pytest.approx(check["nme"], abs=2e-4)
     assert metrics["miss_rate"] == check["miss_rate"]
+
+
+def test_readme_sample_photo_works_with_no_data(tmp_path):
+    """README's first prediction example: a photo in the repository, the shipped model."""
+    sample = ROOT / "docs" / "samples" / "astronaut.jpg"
+    result = _run("predict.py", f"input={sample}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    faces = json.loads((tmp_path / "keypoints.json").read_text())[str(sample)]["faces"]
+    assert len(faces) == 1
+    x, y, w, h = faces[0]["box"]
+    points = np.array(faces[0]["keypoints"])
+    assert points.shape == (68, 2) and (points.min(0) > [x - w / 4, y]).all()
+    assert (points.max(0) < [x + 1.25 * w, y + 1.4 * h]).all()  # the points lie on the face
