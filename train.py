@@ -53,11 +53,36 @@ def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -
         metrics = {k: float(v) for k, v in results[0].items()}
     if cfg.get("test") and not trainer.fast_dev_run:
         results = trainer.test(
-            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
-        )
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True,
+            verbose=False,
+        )  # fmt: skip
         metrics.update({k: float(v) for k, v in results[0].items()})
         metrics["best_checkpoint"] = best
+    if trainer.is_global_zero:
+        print(metrics_table(metrics))
     return metrics
+
+
+def metrics_table(metrics: dict) -> str:
+    """The best checkpoint's metrics as eval.py prints them: NME, FR and AUC in percent."""
+    columns = [("nme", "NME"), ("fr", "FR@0.10"), ("auc", "AUC@0.10"), ("fr_0.08", "FR@0.08"),
+               ("mpe_px", "error px"), ("loss", "loss")]  # fmt: skip
+    lines = ["| split | " + " | ".join(name for _, name in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]  # fmt: skip
+    for split in ("val", "test"):
+        if f"{split}/nme" not in metrics:
+            continue
+        cells = []
+        for key, _ in columns:
+            value = metrics.get(f"{split}/{key}")
+            if value is None:
+                cells.append("-")
+            elif key in ("mpe_px", "loss"):
+                cells.append(f"{value:.4g}")
+            else:
+                cells.append(f"{100 * value:.2f}%")
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    return "\n".join(["best checkpoint:", *lines])
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -101,6 +126,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if isinstance(optimizers, dict)
             else (optimizers, None)
         )
+        scheduler = scheduler if cfg.get("scheduler") else None  # not the constant stand-in
         check_resume(ckpt_path, model, optimizer, scheduler, cfg.trainer.max_epochs,
                      cfg.model.network)  # fmt: skip
     # Every data file is read now, not after training: a bad test CSV stops the run here.

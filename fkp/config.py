@@ -77,7 +77,7 @@ def _boolean(v: Any) -> bool:
 
 
 def _count_or_fraction(v: Any) -> bool:
-    return _integer(1)(v) or _number(0, 1, open_low=True)(v)
+    return v is None or _integer(1)(v) or _number(0, 1, open_low=True)(v)
 
 
 def _widths(v: Any) -> bool:

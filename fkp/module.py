@@ -92,7 +92,11 @@ class KeypointModule(pl.LightningModule):
         schedulers = trainer.lr_scheduler_configs
         checkpoint["fkp"] = {
             "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
-            "scheduler": type(schedulers[0].scheduler).__name__ if schedulers else None,
+            "scheduler": (  # None: no scheduler configured (a constant rate)
+                type(schedulers[0].scheduler).__name__
+                if schedulers and self.scheduler_factory is not None
+                else None
+            ),
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -147,11 +151,14 @@ class KeypointModule(pl.LightningModule):
         if self.optimizer_factory is None:
             raise FkpError("model: no optimizer configured; choose one, e.g. optimizer=adam.")
         optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        if self.scheduler_factory is None:  # a constant rate, as a scheduler: see "name"
+            scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0, total_iters=0)
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
+        # "name": the rate is logged as "lr" whatever the optimizer, so runs overlay in
+        # TensorBoard (Lightning would name it lr-Adam, lr-AdamW, ...)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor,
-                             "interval": "epoch"},
+                             "interval": "epoch", "name": "lr"},
         }  # fmt: skip
