@@ -7,6 +7,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from fkp.data.transforms import points_extent
 from fkp.errors import FkpError
 
 
@@ -136,8 +137,8 @@ def calibrate(
         boxes = detector.detect(image)
         if not len(boxes):
             continue
-        lo, hi = points.min(axis=0), points.max(axis=0)
-        centre, spread = (lo + hi) / 2, float((hi - lo).max())
+        cx, cy, spread = points_extent(points)
+        centre = np.array([cx, cy])
         box_centres = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
         distance = np.linalg.norm(box_centres - centre, axis=1)
         best = int(np.argmin(distance))

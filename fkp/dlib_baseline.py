@@ -36,10 +36,10 @@ def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequenc
     except ImportError:
         raise FkpError("dlib=true needs the bench extra: pip install -e '.[bench]'.") from None
     predictor = dlib.shape_predictor(str(model_path()))
-    hog = dlib.get_frontal_face_detector()
     # The ground-truth protocol gives dlib the box its detector would draw around the points,
     # from the HOG detector's calibration (python calibrate.py detector=hog, training rows).
     calibration = HogFaceDetector()
+    hog = calibration.hog
 
     def landmarks(image: np.ndarray, rect) -> np.ndarray:
         shape = predictor(image, rect)

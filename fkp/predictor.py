@@ -170,9 +170,12 @@ class FaceKeypointDetector:
         boxes = self.detector.detect(rgb)
         if len(boxes) == 0:
             return []
-        frames = square_box(self.detector.face_extent(boxes), self.transform.margin)
-        keypoints, frames = self.refined(rgb, frames, self.refine)
+        keypoints, frames = self.refined(rgb, self.frames_of(boxes), self.refine)
         return [Face(b, k, f) for b, k, f in zip(boxes, keypoints, frames)]
+
+    def frames_of(self, boxes: np.ndarray) -> np.ndarray:
+        """Detector boxes (N, 4) -> the training framings (N, 3) cx, cy, side they imply."""
+        return square_box(self.detector.face_extent(boxes), self.transform.margin)
 
     def refined(
         self, image: np.ndarray, frames: np.ndarray, passes: int

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fkp.data.transforms import apply_affine, crop_box, square_box
+from fkp.data.transforms import apply_affine, crop_box
 from fkp.predictor import Face, FaceKeypointDetector
 from fkp.smooth import ShapeFilter
 
@@ -43,13 +43,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
     return inter / (a[2] ** 2 + b[2] ** 2 - inter)
-
-
-def _visible(keypoints: np.ndarray, width: int, height: int) -> float:
-    """The fraction of the points' extent that lies inside the picture."""
-    lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
-    inside = np.clip(hi, 0, [width, height]) - np.clip(lo, 0, [width, height])
-    return float(np.prod(np.clip(inside, 0, None)) / max(np.prod(hi - lo), 1e-6))
 
 
 def _points_box(keypoints: np.ndarray) -> np.ndarray:
@@ -115,13 +108,10 @@ class FaceTracker:
         frames = np.stack([self.det.transform.box_for(t.shown) for t in self.tracks])
         keypoints, frames = self.det.refined(prepared, frames, self.passes - 1)
         kept = []
-        height, width = prepared.shape[:2]
         for track, points, frame in zip(self.tracks, keypoints, frames):
             before, after = track.frame[2], self.det.transform.box_for(points)[2]
             if not 0.7 < after / before < 1.4 or not np.isfinite(points).all():
                 continue  # the spread jumped or collapsed: no face followed here
-            if _visible(points, width, height) < 0.5:
-                continue  # leaving the picture: what is left is too little to follow
             track.keypoints, track.frame, track.age = points, frame, track.age + 1
             track.box = _points_box(points)
             kept.append(track)
@@ -133,7 +123,7 @@ class FaceTracker:
         """Start tracks for detections no track covers; check the tracks against them."""
         boxes = self.det.detector.detect(rgb)
         if len(boxes):
-            frames = self._frames_of(boxes)
+            frames = self.det.frames_of(boxes)
             covered = np.zeros(len(boxes), dtype=bool)
             for track in self.tracks:
                 overlaps = [_iou(track.frame, f) for f in frames]
@@ -166,16 +156,12 @@ class FaceTracker:
             boxes = self.det.detector.detect(crop)
             track.fit = 0.0
             if len(boxes):
-                found = self._frames_of(boxes)
+                found = self.det.frames_of(boxes)
                 found[:, :2] = apply_affine(cv2.invertAffineTransform(affine), found[:, :2])
                 found[:, 2] /= affine[0, 0]
                 track.fit = max(_iou(track.frame, f) for f in found)
             track.unverified = 0 if track.fit > 0.3 else track.unverified + 1
         self._drop_unverified_and_duplicates()
-
-    def _frames_of(self, boxes: np.ndarray) -> np.ndarray:
-        """Detector boxes -> the square training framings (cx, cy, side) they imply."""
-        return square_box(self.det.detector.face_extent(boxes), self.det.transform.margin)
 
     def _drop_unverified_and_duplicates(self) -> None:
         kept: list[Track] = []
