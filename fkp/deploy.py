@@ -16,7 +16,6 @@ from fkp.checkpoints import read_checkpoint
 from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform, transform_from_record
 from fkp.errors import FkpError
 from fkp.files import atomic_write
-from fkp.landmarks import NUM_KEYPOINTS
 
 
 def preprocessing_path(model_path: str | Path) -> Path:
@@ -54,23 +53,13 @@ def load_preprocessing(model_path: str | Path) -> KeypointTransform:
     return transform_from_record(settings, str(path))
 
 
-class _Keypoints(torch.nn.Module):
-    """The bare network with the (B, 68, 2) view: nothing of Lightning gets traced."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).view(-1, NUM_KEYPOINTS, 2)
-
-
 def export(
     model: torch.nn.Module, transform: KeypointTransform, path: Path | io.BytesIO, fmt: str
 ) -> Path | io.BytesIO:
     """Export a KeypointModule's network (images (B, C, S, S) -> keypoints (B, 68, 2) in
-    [-1, 1]) with a dynamic batch size, to a file or (ONNX) an in-memory buffer."""
-    model = _Keypoints(model.net).eval().cpu()
+    [-1, 1], decoded by its head) with a dynamic batch size, to a file or (ONNX) an in-memory
+    buffer. Only the bare network is traced: nothing of Lightning."""
+    model = model.net.eval().cpu()
     example = torch.zeros(1, transform.channels, transform.image_size, transform.image_size)
     target = path if isinstance(path, io.BytesIO) else str(path)
     if not isinstance(path, io.BytesIO):

@@ -1,31 +1,71 @@
-"""Networks that map a face image to 68 (x, y) keypoints, built from plain hyperparameters.
+"""Networks that map a face image to K (x, y) keypoints: a backbone and a head, built from
+plain hyperparameters.
 
-`build_network(name, in_channels, image_size, **kwargs)` is what the LightningModule calls, so a
-checkpoint's hyperparameters alone rebuild its network. The ResNets are plain PyTorch with
-torchvision's parameter names and shapes, so torchvision's published ImageNet weights load
-into them without torchvision installed.
+Each backbone is a `KeypointNet`: it computes a feature map (`forward_features`, as in timm)
+and carries its head (`fkp.heads`) as `self.head`, so any backbone combines with any head.
+Backbones are found by name in `BACKBONES` (add one with `@register_backbone`).
+`build_network(name, in_channels, image_size, head=..., **kwargs)` is what the LightningModule
+calls, so a checkpoint's hyperparameters alone rebuild its network. The ResNets are plain
+PyTorch with torchvision's parameter names and shapes, so torchvision's published ImageNet
+weights load into them without torchvision installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from fkp.errors import FkpError
+from fkp.heads import build_head
 from fkp.landmarks import NUM_KEYPOINTS
 
-OUTPUTS = 2 * NUM_KEYPOINTS
+BACKBONES: dict[str, Callable[..., KeypointNet]] = {}
 
 
-class CustomCNN(nn.Module):
+def register_backbone(name: str) -> Callable:
+    def add(factory: Callable) -> Callable:
+        BACKBONES[name] = factory
+        return factory
+
+    return add
+
+
+class KeypointNet(nn.Module):
+    """A backbone with a keypoint head: images (B, C, S, S) -> keypoints (B, K, 2) in [-1, 1].
+
+    The head runs in float32 with autocast off: under 16-bit mixed precision its last layer
+    would round a coordinate to a few bits (a point at 453.58 px came back as 453.75).
+    """
+
+    head: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """images (B, C, S, S) -> feature map (B, C', h, w)."""
+        raise NotImplementedError
+
+    def regression_layout(self) -> dict[str, Any]:
+        """The backbone's own fully connected head, used by `model/head=regression`."""
+        return {}
+
+    def forward_head(self, features: torch.Tensor) -> Any:
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.decode(self.forward_head(self.forward_features(x)))
+
+
+@register_backbone("custom_cnn")
+class CustomCNN(KeypointNet):
     """The original write-up's network.
 
     Four blocks of two 3x3 convolutions (ReLU), each block closed by 2x2 max pooling and batch
-    normalisation; then three fully connected layers with dropout between them. The flattened
-    size follows from the input size, so any `image_size` divisible by 16 works.
+    normalisation; its regression head has two hidden fully connected layers with dropout.
+    The flattened size follows from the input size, so any `image_size` divisible by 16 works.
     """
 
     def __init__(
@@ -56,16 +96,13 @@ class CustomCNN(nn.Module):
                 f"model: data.image_size={image_size} is too small for {len(channels)} pooling "
                 f"steps; use at least {2 ** len(channels)}."
             )
-        head: list[nn.Module] = []
-        prev = channels[-1] * side * side
-        for width in hidden:
-            head += [nn.Linear(prev, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            prev = width
-        head.append(nn.Linear(prev, OUTPUTS))
-        self.head = nn.Sequential(nn.Flatten(), *head)
+        self.hidden, self.dropout = tuple(hidden), dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def regression_layout(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "dropout": self.dropout}
 
 
 class BasicBlock(nn.Module):
@@ -117,13 +154,14 @@ def _downsample(inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
     )
 
 
-class ResNet(nn.Module):
-    """torchvision's ResNet layout (same names and shapes), with `fc` as the keypoint head."""
+class ResNet(KeypointNet):
+    """torchvision's ResNet layout (same names and shapes) up to layer4 (stride 32); its
+    regression head averages the map and has one fully connected layer, like torchvision's
+    classifier."""
 
     def __init__(
-        self, block: type[BasicBlock | Bottleneck], layers: Sequence[int], in_channels: int = 3,
-        outputs: int = OUTPUTS,
-    ) -> None:  # fmt: skip
+        self, block: type[BasicBlock | Bottleneck], layers: Sequence[int], in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -136,26 +174,28 @@ class ResNet(nn.Module):
             inplanes = planes * block.expansion
             stage += [block(inplanes, planes) for _ in range(blocks - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*stage))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(inplanes, outputs)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def regression_layout(self) -> dict[str, Any]:
+        return {"pool": True}
 
 
-class FastNet(nn.Module):
+@register_backbone("fast_net")
+class FastNet(KeypointNet):
     """A small residual network for CPU speed: every convolution after the stem runs at half the
     input side or less.
 
     A stride-2 stem, one BasicBlock per stage (stride 2 from the second stage), then a 1x1
-    convolution that thins the last map before it is flattened: keeping where each feature sits
-    (rather than global pooling) is what a coordinate regressor needs. With the defaults at
-    96 px: 1.18M parameters (1.34M at 112 px), most in the last stage and the head.
+    convolution that thins the last map (stride 16). Its regression head flattens that map:
+    keeping where each feature sits (rather than global pooling) is what a coordinate
+    regressor needs. With the defaults and that head at 96 px: 1.18M parameters (1.34M at
+    112 px), most in the last stage and the head.
     """
 
     def __init__(
@@ -197,16 +237,13 @@ class FastNet(nn.Module):
             nn.ReLU(inplace=True),
         ]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(head_channels * side * side, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, OUTPUTS),
-        )
+        self.hidden, self.dropout = hidden, dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def regression_layout(self) -> dict[str, Any]:
+        return {"hidden": (self.hidden,), "input_dropout": self.dropout}
 
 
 RESNETS = {
@@ -214,6 +251,10 @@ RESNETS = {
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
 }
+for _name, (_block, _layers) in RESNETS.items():
+    BACKBONES[_name] = lambda in_channels, image_size, _b=_block, _l=_layers: ResNet(
+        _b, _l, in_channels
+    )
 # torchvision's published ImageNet weights (IMAGENET1K_V1).
 PRETRAINED_URLS = {
     "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
@@ -223,7 +264,7 @@ PRETRAINED_URLS = {
 
 
 def load_pretrained(model: ResNet, name: str, weights: str | None = None) -> None:
-    """Copy ImageNet weights into the model, all but the classifier `fc`.
+    """Copy ImageNet weights into the backbone (all but torchvision's classifier `fc`).
 
     weights: a local .pth file or URL; default the published torchvision checkpoint (cached by
     torch.hub). For grayscale input the first convolution's RGB filters are summed.
@@ -254,7 +295,7 @@ def load_pretrained(model: ResNet, name: str, weights: str | None = None) -> Non
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shapes that do not fit
         missing, unexpected = [str(e).splitlines()[1].strip()], []
-    wrong = [k for k in missing if not k.startswith("fc.")] + list(unexpected)
+    wrong = [k for k in missing if not k.startswith("head.")] + list(unexpected)
     if wrong:
         raise FkpError(
             f"model: {source} does not fit {name} ({len(wrong)} mismatched names, e.g. "
@@ -268,19 +309,45 @@ def build_network(
     image_size: int = 224,
     pretrained: bool = False,
     weights: str | None = None,
+    head: dict[str, Any] | None = None,
+    num_points: int = NUM_KEYPOINTS,
     **kwargs,
-) -> nn.Module:
-    """The network called `name` ("custom_cnn", "fast_net", "resnet18", "resnet34", "resnet50")."""
-    if name == "custom_cnn":
-        return CustomCNN(in_channels, image_size, **kwargs)
-    if name == "fast_net":
-        return FastNet(in_channels, image_size, **kwargs)
-    if name in RESNETS:
-        block, layers = RESNETS[name]
-        model = ResNet(block, layers, in_channels, **kwargs)
-        if pretrained or weights:
-            load_pretrained(model, name, weights)
-        return model
-    raise FkpError(
-        f"model: unknown network {name!r}; use custom_cnn, fast_net, {', '.join(RESNETS)}."
-    )
+) -> KeypointNet:
+    """The backbone called `name` (see `BACKBONES`) with the head `head` ({"name": ..., and
+    that head's settings}; default the backbone's regression head)."""
+    if name not in BACKBONES:
+        raise FkpError(f"model: unknown network {name!r}; use {', '.join(BACKBONES)}.")
+    try:
+        net = BACKBONES[name](in_channels, image_size, **kwargs)
+    except TypeError as e:  # a setting this backbone does not take
+        raise FkpError(
+            f"model.network_kwargs: {name} does not take these settings ({e})."
+        ) from None
+    if pretrained or weights:
+        if name not in RESNETS:
+            raise FkpError(f"model.pretrained: no pretrained weights for {name}; use a resnet.")
+        load_pretrained(net, name, weights)
+    settings = dict(head or {})
+    head_name = settings.pop("name", "regression")
+    if head_name == "regression":
+        settings = {
+            **net.regression_layout(),
+            **{k: v for k, v in settings.items() if v is not None},
+        }
+    was_training = net.training
+    with torch.no_grad():  # the feature map's shape, for the head
+        channels, h, w = (
+            net.eval()
+            .forward_features(torch.zeros(1, in_channels, image_size, image_size))
+            .shape[1:]
+        )
+    net.train(was_training)
+    net.head = build_head(head_name, channels, (h, w), num_points, image_size, **settings)
+    return net
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before backbones and heads were split: the ResNets' `fc` is now the
+    regression head's last layer (custom_cnn and fast_net kept their names)."""
+    return {k.replace("net.fc.", "net.head.2.", 1) if k.startswith("net.fc.") else k: v
+            for k, v in state.items()}  # fmt: skip

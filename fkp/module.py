@@ -13,25 +13,27 @@ from torch import nn
 from fkp.checkpoints import load_weights, read_checkpoint
 from fkp.data.transforms import to_image
 from fkp.errors import FkpError
-from fkp.landmarks import NUM_KEYPOINTS
 from fkp.metrics import KeypointMetrics
-from fkp.models import build_network
+from fkp.models import build_network, upgrade_state_dict
 
 # The hyperparameters a checkpoint may set (the network and its input; the rest is training).
-_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "monitor", "data_config")
+_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "monitor",
+             "data_config")  # fmt: skip
 
 
 class KeypointModule(pl.LightningModule):
-    """Regresses (68, 2) keypoints in [-1, 1] of the input image.
+    """Finds (68, 2) keypoints in [-1, 1] of the input image.
 
-    The network is built from plain hyperparameters (network name, grayscale or RGB input,
-    input size, network_kwargs), all saved in checkpoints, so `KeypointModule.restore(path)`
-    alone brings a trained model back. optimizer and scheduler are partials (Hydra
-    `_partial_: true`) taking the parameters / optimizer; they and the loss are not saved as
-    hyperparameters.
+    The network is built from plain hyperparameters (backbone name, grayscale or RGB input,
+    input size, network_kwargs, head: {"name": ..., settings}), all saved in checkpoints, so
+    `KeypointModule.restore(path)` alone brings a trained model back. optimizer and scheduler
+    are partials (Hydra `_partial_: true`) taking the parameters / optimizer; they and the
+    loss are not saved as hyperparameters.
 
     data_config: the data settings the model was trained with (framing, normalisation, eval
     transforms), kept in the checkpoint so prediction preprocesses faces the same way.
+    loss: the coordinate loss, used by the heads that compare coordinates (regression,
+    integral); the others train with their own (`fkp.heads`).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class KeypointModule(pl.LightningModule):
         grayscale: bool = True,
         image_size: int = 224,
         network_kwargs: dict[str, Any] | None = None,
+        head: dict[str, Any] | None = None,
         pretrained: bool = False,
         weights: str | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -56,6 +59,7 @@ class KeypointModule(pl.LightningModule):
             image_size,
             pretrained,
             weights,
+            head=dict(head) if head else None,
             **(network_kwargs or {}),
         )
         self.optimizer_factory = optimizer
@@ -81,7 +85,7 @@ class KeypointModule(pl.LightningModule):
             raise FkpError(
                 f"{path}: unusable model settings ({e}); use another checkpoint."
             ) from None
-        load_weights(model, checkpoint["state_dict"], path)
+        load_weights(model, upgrade_state_dict(checkpoint["state_dict"]), path)
         return model.to(map_location).eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -101,11 +105,12 @@ class KeypointModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1] of the input."""
-        return self.net(images).view(-1, NUM_KEYPOINTS, 2)
+        return self.net(images)
 
     def _step(self, batch: dict, stage: str, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        predicted = self(batch["image"])
-        loss = self.loss(predicted, batch["keypoints"])
+        raw = self.net.forward_head(self.net.forward_features(batch["image"]))
+        loss = self.net.head.loss(raw, batch["keypoints"], self.loss)
+        predicted = self.net.head.decode(raw)
         if not torch.isfinite(loss):
             raise FkpError(
                 f"{stage} loss became {loss.item()} at epoch {self.current_epoch}, batch "

@@ -24,12 +24,20 @@ TORCHVISION = {
 }  # fmt: skip
 
 
+def _torchvision_state(name: str) -> dict[str, torch.Tensor]:
+    """A state dict in torchvision's format: fkp's backbone and a 1000-class `fc`."""
+    net = build_network(name, 3, 64, num_points=500)  # pooled regression head: 1000 outputs
+    return {k.replace("head.2.", "fc."): v for k, v in net.state_dict().items()}
+
+
 @pytest.mark.parametrize("name", list(RESNETS))
 def test_resnet_layout_matches_torchvision(name):
     count, keys, shapes = TORCHVISION[name]
-    model = ResNet(*RESNETS[name], in_channels=3, outputs=1000)
-    state = model.state_dict()
-    assert sum(p.numel() for p in model.parameters()) == count
+    state = _torchvision_state(name)
+    assert (
+        sum(v.numel() for k, v in state.items() if "running" not in k and "tracked" not in k)
+        == count
+    )
     assert len(state) == keys
     for key, shape in shapes.items():
         assert tuple(state[key].shape) == shape, key
@@ -37,13 +45,14 @@ def test_resnet_layout_matches_torchvision(name):
 
 @pytest.mark.parametrize("name", ["custom_cnn", "fast_net", "resnet18"])
 @pytest.mark.parametrize("size,channels", [(64, 1), (96, 3), (128, 1)])
-def test_networks_give_136_outputs_at_any_size(name, size, channels):
+def test_networks_give_68_points_at_any_size(name, size, channels):
     net = build_network(name, channels, size)
-    assert net(torch.zeros(2, channels, size, size)).shape == (2, 136)
+    assert net(torch.zeros(2, channels, size, size)).shape == (2, 68, 2)
 
 
 def test_custom_cnn_is_the_write_up_network():
-    net = CustomCNN(1, 224)
+    net = build_network("custom_cnn", 1, 224)
+    assert isinstance(net, CustomCNN)
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     pools = [m for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)]
@@ -56,15 +65,18 @@ def test_custom_cnn_is_the_write_up_network():
 
 
 def test_fast_net_keeps_the_map_layout_and_fits_a_shipped_model():
-    net = FastNet(1, 96)
+    net = build_network("fast_net", 1, 96)
+    assert isinstance(net, FastNet)
     strided = [
         m.stride for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)
     ]
     assert len(strided) == 4 + 3  # stem + 3 stages, and their 1x1 shortcuts
     assert net.features(torch.zeros(1, 1, 96, 96)).shape == (1, 48, 6, 6)  # flattened, not pooled
     assert 4 * sum(p.numel() for p in net.parameters()) < 5 * 2**20  # under 5 MiB as float32
-    deeper = FastNet(1, 128, channels=[16, 32, 64, 128, 256], blocks=[1, 1, 2, 2, 1])
-    assert deeper(torch.zeros(2, 1, 128, 128)).shape == (2, 136)
+    deeper = build_network(
+        "fast_net", 1, 128, channels=[16, 32, 64, 128, 256], blocks=[1, 1, 2, 2, 1]
+    )
+    assert deeper(torch.zeros(2, 1, 128, 128)).shape == (2, 68, 2)
     with pytest.raises(FkpError, match="one block count per stage"):
         FastNet(1, 96, blocks=[1, 1])
     with pytest.raises(FkpError, match="multiple of 16"):
@@ -76,9 +88,11 @@ def weights_server(monkeypatch, tmp_path):
     """Serves a torchvision-format resnet18 state dict on 127.0.0.1; torch.hub caches in tmp."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     torch.manual_seed(0)
-    reference = ResNet(*RESNETS["resnet18"], in_channels=3, outputs=1000)
+    reference = ResNet(*RESNETS["resnet18"], in_channels=3)
+    state = reference.state_dict()
+    state.update({"fc.weight": torch.randn(1000, 512), "fc.bias": torch.zeros(1000)})
     buffer = io.BytesIO()
-    torch.save(reference.state_dict(), buffer)
+    torch.save(state, buffer)
     body = buffer.getvalue()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -104,7 +118,7 @@ def test_pretrained_weights_load_from_a_url_and_grayscale_sums_rgb(weights_serve
     expected = reference.conv1.weight.sum(dim=1, keepdim=True)
     assert torch.allclose(model.conv1.weight, expected)
     assert torch.equal(model.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
-    assert model.fc.out_features == 136  # the classifier is not copied
+    assert model.head[-1].out_features == 136  # the classifier is not copied
 
 
 def test_pretrained_weights_from_a_local_file(weights_server, tmp_path):
@@ -127,6 +141,6 @@ def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
 @pytest.mark.parametrize("other", ["resnet34", "resnet50"])
 def test_wrong_weights_are_named(tmp_path, other):
     path = tmp_path / f"{other}.pth"
-    torch.save(ResNet(*RESNETS[other], outputs=1000).state_dict(), path)
+    torch.save(_torchvision_state(other), path)
     with pytest.raises(FkpError, match=f"{other}.pth does not fit resnet18"):
         build_network("resnet18", 3, 64, weights=str(path))
