@@ -150,6 +150,25 @@ TRAIN_RULES: tuple[Rule, ...] = (
         "a probability in [0, 1)",
         "model.network_kwargs.dropout=0.1",
     ),  # fmt: skip
+    (
+        "model.head.extent",
+        _number(1),
+        "a number >= 1 (the input's side is 1)",
+        "model.head.extent=1.25",
+    ),
+    ("model.head.sigma", _number(0, open_low=True), "a number > 0", "model.head.sigma=1.0"),
+    ("model.head.upsample", _integer(0), "a whole number of stages >= 0", "model.head.upsample=0"),
+    ("model.head.channels", _integer(1), "a whole number >= 1", "model.head.channels=64"),
+    ("model.head.heatmap_weight", _number(0), "a number >= 0", "model.head.heatmap_weight=0.0"),
+    (
+        "model.head.split_ratio",
+        _number(0, open_low=True),
+        "a number > 0",
+        "model.head.split_ratio=2.0",
+    ),
+    ("model.head.hidden", _optional(_widths), "widths >= 1, or null", "model.head.hidden=256"),
+    ("model.head.window", _integer(1), "a whole number of bins >= 1", "model.head.window=9"),
+    ("model.head.offset_weight", _number(0), "a number >= 0", "model.head.offset_weight=1.0"),
 )
 
 DETECTOR_RULES: tuple[Rule, ...] = (

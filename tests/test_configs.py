@@ -15,6 +15,7 @@ def _options(group: str) -> list[str]:
 
 def test_the_issue_groups_and_options_exist():
     assert _options("model") == ["custom_cnn", "fast_net", "resnet18", "resnet34", "resnet50"]
+    assert _options("model/head") == ["integral", "pip", "regression", "simcc"]
     assert _options("optimizer") == ["adam", "adamw", "sgd"]
     assert _options("scheduler") == ["cosine", "none", "plateau"]
     assert _options("loss") == ["mse", "smooth_l1", "wing"]
@@ -33,7 +34,12 @@ def test_default_is_the_write_up_experiment(tmp_path):
 
 @pytest.mark.parametrize(
     "override",
-    [f"{g}={o}" for g in GROUPS if g not in ("paths", "hparams_search") for o in _options(g)],
+    [
+        f"{g}={o}"
+        for g in [*GROUPS, "model/head"]
+        if g not in ("paths", "hparams_search")
+        for o in _options(g)
+    ],  # fmt: skip
 )
 def test_every_group_option_composes_and_instantiates(tmp_path, override):
     cfg = compose_train(tmp_path, [override, "data.image_size=64"])

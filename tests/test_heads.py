@@ -148,3 +148,14 @@ def test_the_registries_are_what_the_configs_offer():
 
     assert set(BACKBONES) == {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
     assert set(HEADS) == {p.stem for p in (CONF_DIR / "model" / "head").glob("*.yaml")}
+
+
+def test_to_image_keeps_sub_pixel_values_of_half_precision_input():
+    from fkp.data.transforms import to_image
+
+    affine = torch.tensor([[[0.25, 0.0, -60.0], [0.0, 0.25, -10.0]]])  # a 4x downscale
+    exact = to_image(torch.tensor([[[0.3, 0.1]]]), affine, 112)
+    half = to_image(torch.tensor([[[0.3, 0.1]]], dtype=torch.bfloat16), affine, 112)
+    assert half.dtype == exact.dtype == torch.float32
+    assert (half - exact).abs().max() < 1.0  # bf16 input: its own rounding, not the output's
+    assert exact[0, 0, 0].item() == pytest.approx(4 * ((0.3 * 112 + 111) / 2 + 60), abs=1e-3)

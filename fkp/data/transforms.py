@@ -106,14 +106,15 @@ def to_image(
     """Normalised model-frame points -> original-image pixels.
 
     points: (..., 68, 2) in [-1, 1]; affine: (..., 2, 3) original -> input pixels, as the
-    transform returned it; size: the input image size.
+    transform returned it; size: the input image size. Tensors come back in float32 at least:
+    a half-precision result would round a point at 453.58 px to 453.75.
     """
-    pixels = denormalise(points, size)
     if isinstance(affine, torch.Tensor):
+        pixels = denormalise(points.to(torch.float64), size)
         inverse = torch.linalg.inv(_to_3x3(affine.to(torch.float64)))[..., :2, :]
-        pixels = pixels.to(torch.float64)
         out = pixels @ inverse[..., :2].transpose(-1, -2) + inverse[..., None, :, 2]
-        return out.to(points.dtype)
+        return out.to(torch.promote_types(points.dtype, torch.float32))
+    pixels = denormalise(points, size)
     inverse = np.linalg.inv(_to_3x3(np.asarray(affine, dtype=np.float64)))[..., :2, :]
     return pixels @ np.swapaxes(inverse[..., :2], -1, -2) + inverse[..., None, :, 2]
 
