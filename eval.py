@@ -3,6 +3,8 @@
 Writes metrics.json, ced.png (cumulative error distribution) and worst.png (the worst faces,
 prediction in magenta over truth in green) into outputs/eval/<date>_<time>/, and prints a
 table. With dlib=true, dlib's 68-point predictor runs on the same faces in the same process.
+With suite=robustness: NME per perturbation (fkp.robustness) instead, robustness.json and
+robustness.png (one face under each condition).
 """
 
 from __future__ import annotations
@@ -20,10 +22,19 @@ from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.download import TEST_CSV, TRAIN_CSV
 from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.evaluate import Result, match_face, plot_ced, summarise, timed, worst_grid
+from fkp.evaluate import (
+    Result,
+    condition_grid,
+    match_face,
+    plot_ced,
+    summarise,
+    timed,
+    worst_grid,
+)
 from fkp.files import ensure_writable, write_text
-from fkp.landmarks import REGIONS
+from fkp.landmarks import EYE_CORNERS, REGIONS
 from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
+from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb, unmirror
 from fkp.viz import save_image
 
 COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
@@ -65,12 +76,14 @@ def _cell(column: str, value: float) -> str:
     return f"{value:.2f}" if column == "mpe_px" else f"{100 * value:.2f}%"
 
 
-def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str) -> Result:
+def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str, frame_points=None) -> Result:
+    """frame_points: the points the gt protocol frames each face from (default: truth)."""
     predicted = np.full(truth.shape, np.nan)
     result = Result(f"fkp ({protocol} box)", predicted)
+    frames = truth if frame_points is None else frame_points
     for i, (image, points) in enumerate(zip(images, truth)):
         if protocol == "gt":
-            box = det.transform.box_for(points)[None]
+            box = det.transform.box_for(frames[i])[None]
             keypoints, seconds = timed(lambda: det.keypoints_in(image, box))  # noqa: B023
             predicted[i] = keypoints[0]
             result.seconds += seconds
@@ -84,6 +97,59 @@ def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str) -> Result:
     return result
 
 
+def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) -> dict:
+    """NME per condition of fkp.robustness (gt protocol, framed from the clean points), with
+    dlib beside it, and mirror consistency: how far the prediction on the mirrored image,
+    mapped back, lies from the prediction on the original (NME units)."""
+    methods: dict[str, dict] = {"fkp": {}}
+    if dlib:
+        from fkp.dlib_baseline import run_dlib
+
+        methods["dlib"] = {}
+    examples = []
+    for condition in CONDITIONS:
+        shown, moved = perturb(images, truth, condition)
+        frames = moved if condition in FRAMED_AFRESH else truth
+        results = [run_fkp(det, shown, moved, "gt", frame_points=frames)]
+        if dlib:
+            results += run_dlib(shown, moved, ["gt"], det.transform.margin, frame_points=frames)
+        for method, result in zip(methods, results):
+            methods[method][condition] = {**summarise(result, moved), "predicted": result.predicted}
+        examples.append((shown[0], moved[0], results[0].predicted[0], condition))
+    widths = np.array([image.shape[1] for image in images], dtype=np.float64)
+    table = {}
+    for method, rows in methods.items():
+        clean = rows["clean"]["nme"]
+        back = unmirror(rows["mirrored"]["predicted"], widths)
+        a, b = EYE_CORNERS
+        interocular = np.linalg.norm(truth[:, a] - truth[:, b], axis=-1)
+        gap = np.linalg.norm(back - rows["clean"]["predicted"], axis=-1).mean(axis=-1)
+        consistency = gap / interocular
+        table[method] = {
+            **{
+                c: {"nme": r["nme"], "fr_0.10": r["fr_0.10"], "ratio": r["nme"] / clean}
+                for c, r in rows.items()
+            },  # fmt: skip
+            "mirror_consistency": float(consistency.mean()),
+        }
+    save_image(out / "robustness.png", condition_grid(examples, det.transform.margin))
+    print(f"\nrobustness suite: {len(truth)} faces, gt box from the clean points\n")
+    names = list(table)
+    print(
+        "| condition | " + " | ".join(f"{m} NME | {m} FR@0.10 | {m} / clean" for m in names) + " |"
+    )
+    print("| --- |" + " --- | --- | --- |" * len(names))
+    for condition in CONDITIONS:
+        rows = [table[m][condition] for m in names]
+        cells = [
+            f"{100 * r['nme']:.2f}% | {100 * r['fr_0.10']:.2f}% | {r['ratio']:.2f}x" for r in rows
+        ]
+        print(f"| {condition} | " + " | ".join(cells) + " |")
+    cells = [f"{100 * table[m]['mirror_consistency']:.2f}% | | " for m in names]
+    print("| mirror consistency | " + " | ".join(cells) + " |")
+    return table
+
+
 def evaluate(cfg: DictConfig) -> dict:
     validate(cfg, EVAL_RULES)
     out = Path(cfg.paths.output_dir)
@@ -95,6 +161,15 @@ def evaluate(cfg: DictConfig) -> dict:
         ckpt, detector=build(cfg.detector), flip_test=cfg.flip_test, refine=cfg.refine
     )
     names, truth, images = load_faces(cfg, det.model.hparams.data_config)
+    if cfg.suite is not None:
+        if cfg.suite != "robustness":
+            raise FkpError(f"suite={cfg.suite} is unknown; use suite=robustness or suite=null.")
+        table = robustness(det, images, truth, cfg.dlib, out)
+        summary = {"checkpoint": str(ckpt), "faces": len(names), "split": cfg.csv or cfg.split,
+                   "robustness": table}  # fmt: skip
+        write_text(out / "robustness.json", json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {out}")
+        return summary
     results = [run_fkp(det, images, truth, p) for p in cfg.protocols]
     if cfg.dlib:
         from fkp.dlib_baseline import run_dlib

@@ -29,8 +29,9 @@ def model_path() -> Path:
 
 
 def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequence[str],
-             margin: float) -> list[Result]:  # fmt: skip
-    """dlib under each protocol; detector = dlib's own HOG detector (upsample 1)."""
+             margin: float, frame_points: np.ndarray | None = None) -> list[Result]:  # fmt: skip
+    """dlib under each protocol; detector = dlib's own HOG detector (upsample 1).
+    frame_points: the points the gt protocol frames each face from (default: truth)."""
     try:
         import dlib
     except ImportError:
@@ -51,7 +52,9 @@ def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequenc
         result = Result(f"dlib ({'gt' if protocol == 'gt' else 'HOG detector'} box)", predicted)
         for i, (image, points) in enumerate(zip(images, truth)):
             if protocol == "gt":
-                cx, cy, extent = points_extent(points)
+                cx, cy, extent = points_extent(
+                    truth[i] if frame_points is None else frame_points[i]
+                )
                 w = extent / calibration.extent
                 cx -= calibration.shift[0] * w
                 cy -= calibration.shift[1] * w

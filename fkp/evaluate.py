@@ -171,3 +171,18 @@ def steadiness(points: np.ndarray, affines: np.ndarray) -> float:
     mean = back.mean(axis=0)
     interocular = np.linalg.norm(mean[36] - mean[45])
     return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)
+
+
+def condition_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
+                   margin: float) -> np.ndarray:  # fmt: skip
+    """One face under each condition: (image, truth, prediction, title) -> a grid of crops,
+    prediction in magenta over truth in green."""
+    crops, gt_points, pred_points, titles = [], [], [], []
+    for image, truth, predicted, title in examples:
+        box = square_box(points_extent(truth), margin)
+        crop, affine = crop_box(image, box, 224)
+        crops.append(crop)
+        gt_points.append(apply_affine(affine, truth))
+        pred_points.append(apply_affine(affine, predicted))
+        titles.append(title)
+    return make_grid(crops, gt_points, pred_points, titles=titles)
