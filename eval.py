@@ -32,7 +32,7 @@ from fkp.evaluate import (
     worst_grid,
 )
 from fkp.files import ensure_writable, write_text
-from fkp.landmarks import EYE_CORNERS, REGIONS
+from fkp.landmarks import landmark_set
 from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb, unmirror
 from fkp.viz import save_image
@@ -44,9 +44,11 @@ COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "mis
 def load_faces(
     cfg: DictConfig, data_config: dict
 ) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """Names, labelled keypoints (N, 68, 2) and RGB images of the faces to evaluate."""
+    """Names, labelled keypoints (N, K, 2) and RGB images of the faces to evaluate, K from
+    the landmark set the model was trained with."""
+    num_points = landmark_set(data_config.get("landmarks")).num_points
     if cfg.csv:
-        table = read_keypoints_csv(cfg.csv)
+        table = read_keypoints_csv(cfg.csv, num_points)
         folder = Path(cfg.images) if cfg.images else Path(cfg.csv).parent
     else:
         data_dir = Path(cfg.data_dir)
@@ -56,7 +58,7 @@ def load_faces(
             cfg.split == "val" and data_config["val_split"] == "test"
         )
         name, folder = (TEST_CSV, "test") if use_test else (TRAIN_CSV, "training")
-        table = read_keypoints_csv(data_dir / name)
+        table = read_keypoints_csv(data_dir / name, num_points)
         folder = data_dir / folder
         if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
             split = FaceKeypointsDataModule(
@@ -107,21 +109,23 @@ def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) 
 
         methods["dlib"] = {}
     examples = []
+    landmarks = det.transform.landmarks
     for condition in CONDITIONS:
-        shown, moved = perturb(images, truth, condition)
+        shown, moved = perturb(images, truth, condition, landmarks)
         frames = moved if condition in FRAMED_AFRESH else truth
         results = [run_fkp(det, shown, moved, "gt", frame_points=frames)]
         if dlib:
             results += run_dlib(shown, moved, ["gt"], det.transform.margin, frame_points=frames)
         for method, result in zip(methods, results):
-            methods[method][condition] = {**summarise(result, moved), "predicted": result.predicted}
+            summary = summarise(result, moved, landmarks=landmarks)
+            methods[method][condition] = {**summary, "predicted": result.predicted}
         examples.append((shown[0], moved[0], results[0].predicted[0], condition))
     widths = np.array([image.shape[1] for image in images], dtype=np.float64)
     table = {}
     for method, rows in methods.items():
         clean = rows["clean"]["nme"]
-        back = unmirror(rows["mirrored"]["predicted"], widths)
-        a, b = EYE_CORNERS
+        back = unmirror(rows["mirrored"]["predicted"], widths, landmarks)
+        a, b = landmarks.nme_points
         interocular = np.linalg.norm(truth[:, a] - truth[:, b], axis=-1)
         gap = np.linalg.norm(back - rows["clean"]["predicted"], axis=-1).mean(axis=-1)
         consistency = gap / interocular
@@ -132,7 +136,7 @@ def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) 
             },  # fmt: skip
             "mirror_consistency": float(consistency.mean()),
         }
-    save_image(out / "robustness.png", condition_grid(examples, det.transform.margin))
+    save_image(out / "robustness.png", condition_grid(examples, det.transform.margin, landmarks))
     print(f"\nrobustness suite: {len(truth)} faces, gt box from the clean points\n")
     names = list(table)
     print(
@@ -160,6 +164,12 @@ def evaluate(cfg: DictConfig) -> dict:
     det = FaceKeypointDetector.from_checkpoint(
         ckpt, detector=build(cfg.detector), flip_test=cfg.flip_test, refine=cfg.refine
     )
+    if cfg.dlib and det.transform.landmarks.num_points != 68:  # dlib's model: iBUG 68 only
+        raise FkpError(
+            f"dlib=true compares with dlib's 68-point predictor, but this model finds "
+            f"{det.transform.landmarks.num_points} points ({det.transform.landmarks.name}); "
+            "set dlib=false."
+        )
     names, truth, images = load_faces(cfg, det.model.hparams.data_config)
     if cfg.suite is not None:
         if cfg.suite != "robustness":
@@ -175,7 +185,8 @@ def evaluate(cfg: DictConfig) -> dict:
         from fkp.dlib_baseline import run_dlib
 
         results += run_dlib(images, truth, cfg.protocols, det.transform.margin)
-    metrics = {r.name: summarise(r, truth) for r in results}
+    landmarks = det.transform.landmarks
+    metrics = {r.name: summarise(r, truth, landmarks=landmarks) for r in results}
     summary = {
         "checkpoint": str(ckpt),
         "faces": len(names),
@@ -185,7 +196,7 @@ def evaluate(cfg: DictConfig) -> dict:
     write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_ced(results, out / "ced.png")
     if cfg.worst:
-        grid = worst_grid(images, truth, results[0], cfg.worst, det.transform.margin)
+        grid = worst_grid(images, truth, results[0], cfg.worst, det.transform.margin, landmarks)
         save_image(out / "worst.png", grid)
     print(f"\n{len(names)} faces, {cfg.csv or cfg.split} split, 1 CPU thread\n")
     print("| method | " + " | ".join(COLUMNS) + " |")
@@ -193,7 +204,7 @@ def evaluate(cfg: DictConfig) -> dict:
     for name, m in metrics.items():
         cells = [_cell(c, m[c]) for c in COLUMNS]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    regions = [k for k in next(iter(metrics.values())) if k[4:] in REGIONS]
+    regions = [k for k in next(iter(metrics.values())) if k[4:] in landmarks.regions]
     for name, m in metrics.items():
         per_region = ", ".join(f"{k[4:]} {100 * m[k]:.2f}%" for k in regions)
         print(f"per-region NME, {name}: {per_region}")

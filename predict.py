@@ -50,14 +50,15 @@ def expand_inputs(spec: str) -> list[Path]:
     return matches
 
 
-def annotate(image: np.ndarray, faces: list[Face], parts: bool) -> np.ndarray:
+def annotate(image: np.ndarray, faces: list[Face], parts: bool, landmarks=None) -> np.ndarray:
     """A copy of the image with each face's box and keypoints, lines sized to the face."""
     out = image.copy()
     for face in faces:
         x, y, w, h = (int(round(v)) for v in face.box)
         thickness = max(1, round(w / 100))
         cv2.rectangle(out, (x, y), (x + w, y + h), MAGENTA, thickness, cv2.LINE_AA)
-        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, copy=False)
+        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, copy=False,
+                             landmarks=landmarks)  # fmt: skip
     return out
 
 
@@ -161,7 +162,9 @@ def predict_video(
                         f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
                         "is not writable); check the output folder."
                     )
-            previous = cv2.cvtColor(annotate(rgb, faces, cfg.parts), cv2.COLOR_RGB2BGR)
+            previous = cv2.cvtColor(
+                annotate(rgb, faces, cfg.parts, det.transform.landmarks), cv2.COLOR_RGB2BGR
+            )
             writer.write(previous)
             frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
             if live:
@@ -218,7 +221,10 @@ def predict(cfg: DictConfig) -> int:
                 continue
             image = decode_image(path)
             faces = det(image)
-            save_image(out / f"{stems[path]}.png", annotate(image, faces, cfg.parts))
+            save_image(
+                out / f"{stems[path]}.png",
+                annotate(image, faces, cfg.parts, det.transform.landmarks),
+            )
             results[str(path)] = {
                 "width": image.shape[1], "height": image.shape[0],
                 "faces": [f.to_dict() for f in faces],

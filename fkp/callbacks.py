@@ -141,6 +141,7 @@ class PredictionGrid(pl.Callback):
             [transform.to_pixels(im) for im in batch["image"][:n]],
             [denormalise(k, size).cpu().numpy() for k in batch["keypoints"][:n]],
             [denormalise(p, size).cpu().numpy() for p in outputs[:n].float()],
+            landmarks=transform.landmarks,
         )
         for logger in trainer.loggers:
             if isinstance(logger, pl.loggers.TensorBoardLogger):

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 
 from fkp.checkpoints import read_checkpoint
-from fkp.data.transforms import TRANSFORM_SETTINGS, KeypointTransform, transform_from_record
+from fkp.data.transforms import (
+    OPTIONAL_SETTINGS,
+    TRANSFORM_SETTINGS,
+    KeypointTransform,
+    transform_from_record,
+)
 from fkp.errors import FkpError
 from fkp.files import atomic_write
 
@@ -26,6 +31,7 @@ def save_preprocessing(data_config: dict, model_path: Path, network: str) -> Pat
     """Write the evaluation preprocessing (framing and normalisation settings, and the
     evaluation transform specs, as the checkpoint stores them) beside the exported model."""
     settings = {k: data_config[k] for k in TRANSFORM_SETTINGS}
+    settings.update({k: data_config[k] for k in OPTIONAL_SETTINGS if data_config.get(k)})
     record = {
         "network": network,
         "preprocessing": {**settings, "eval_transforms": data_config.get("eval_transforms") or []},

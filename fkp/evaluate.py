@@ -21,14 +21,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box  # noqa: E402
-from fkp.landmarks import REGIONS  # noqa: E402
+from fkp.landmarks import IBUG68, LandmarkSet  # noqa: E402
 from fkp.metrics import ced_auc, failure_rate, per_image_nme  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
 
 @dataclass
 class Result:
-    """Predictions of one method under one protocol. predicted: (N, 68, 2) pixels, NaN where
+    """Predictions of one method under one protocol. predicted: (N, K, 2) pixels, NaN where
     the detector found no face; seconds: time spent on keypoints per face, detection apart;
     image_seconds: time spent on whole images (detection, framing, keypoints, refinement)."""
 
@@ -44,7 +44,7 @@ class Result:
 
 
 def match_face(faces: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray | None:
-    """The predicted (68, 2) face nearest the labelled one, if within half its extent."""
+    """The predicted (K, 2) face nearest the labelled one, if within half its extent."""
     if not len(faces):
         return None
     centre, extent = points_extent(truth)[:2], points_extent(truth)[2]
@@ -53,13 +53,14 @@ def match_face(faces: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray | N
     return faces[best] if distances[best] < extent / 2 else None
 
 
-def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10)) -> dict[str, float]:
+def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10),
+              landmarks: LandmarkSet = IBUG68) -> dict[str, float]:  # fmt: skip
     """NME (mean, median; detected faces), FR and AUC (misses count as failures), per-region
-    NME, mean point error in pixels, miss rate, ms per face."""
+    NME (the landmark set's regions), mean point error in pixels, miss rate, ms per face."""
     found = ~np.isnan(result.predicted).any(axis=(1, 2))
     pred, gt = torch.from_numpy(result.predicted[found]), torch.from_numpy(truth[found])
     nme = torch.full((len(truth),), float("inf"), dtype=torch.float64)
-    nme[torch.from_numpy(found)] = per_image_nme(pred.double(), gt.double())
+    nme[torch.from_numpy(found)] = per_image_nme(pred.double(), gt.double(), landmarks.nme_points)
     out = {
         "nme": float(nme[found].mean()),
         "nme_median": float(nme[found].median()),
@@ -72,8 +73,9 @@ def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10)) -> dic
     for t in thresholds:
         out[f"fr_{t:.2f}"] = float(failure_rate(nme, t))
         out[f"auc_{t:.2f}"] = float(ced_auc(nme, t))
-    interocular = (gt[:, 36] - gt[:, 45]).norm(dim=-1)
-    for region, (a, b) in REGIONS.items():
+    first, second = landmarks.nme_points
+    interocular = (gt[:, first] - gt[:, second]).norm(dim=-1)
+    for region, (a, b) in landmarks.regions.items():
         errors = (pred[:, a:b] - gt[:, a:b]).norm(dim=-1).mean(dim=-1) / interocular
         out[f"nme_{region}"] = float(errors.mean())
     result.extra["nme"] = nme.numpy()
@@ -101,7 +103,12 @@ def plot_ced(results: Sequence[Result], path, limit: float = 0.15) -> None:
 
 
 def worst_grid(
-    images: Sequence[np.ndarray], truth: np.ndarray, result: Result, count: int, margin: float
+    images: Sequence[np.ndarray],
+    truth: np.ndarray,
+    result: Result,
+    count: int,
+    margin: float,
+    landmarks: LandmarkSet = IBUG68,
 ) -> np.ndarray:
     """The `count` worst faces (ground-truth framing), prediction over truth."""
     nme = np.nan_to_num(result.extra["nme"], posinf=1e9)
@@ -114,9 +121,9 @@ def worst_grid(
         gt_points.append(apply_affine(affine, truth[i]))
         pred = result.predicted[i]
         pred_points.append(apply_affine(affine, pred) if not np.isnan(pred).any() else
-                           np.full((68, 2), -100.0))  # fmt: skip
+                           np.full_like(truth[i], -100.0))  # fmt: skip
         titles.append(f"NME {nme[i]:.3f}" if nme[i] < 1e9 else "missed")
-    return make_grid(crops, gt_points, pred_points, titles=titles)
+    return make_grid(crops, gt_points, pred_points, titles=titles, landmarks=landmarks)
 
 
 def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -153,12 +160,13 @@ def moving_clip(
     return out, np.stack(affines)
 
 
-def steadiness(points: np.ndarray, affines: np.ndarray) -> float:
+def steadiness(points: np.ndarray, affines: np.ndarray,
+               nme_points: tuple[int, int] = IBUG68.nme_points) -> float:  # fmt: skip
     """Jitter of one face's points over a clip with known motion: each frame's points are
     mapped back to the photo (undoing the motion), and the mean distance of each point from
     its own mean position is divided by the inter-ocular distance of the mean shape.
 
-    points: (frames, 68, 2) in frame pixels (NaN where the face was not found); affines:
+    points: (frames, K, 2) in frame pixels (NaN where the face was not found); affines:
     (frames, 2, 3) photo -> frame. Lower is steadier; 0 is perfectly still.
     """
     back = []
@@ -169,12 +177,12 @@ def steadiness(points: np.ndarray, affines: np.ndarray) -> float:
         back.append(apply_affine(inverse, p))
     back = np.stack(back)
     mean = back.mean(axis=0)
-    interocular = np.linalg.norm(mean[36] - mean[45])
+    interocular = np.linalg.norm(mean[nme_points[0]] - mean[nme_points[1]])
     return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)
 
 
 def condition_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
-                   margin: float) -> np.ndarray:  # fmt: skip
+                   margin: float, landmarks: LandmarkSet = IBUG68) -> np.ndarray:  # fmt: skip
     """One face under each condition: (image, truth, prediction, title) -> a grid of crops,
     prediction in magenta over truth in green."""
     crops, gt_points, pred_points, titles = [], [], [], []
@@ -185,4 +193,4 @@ def condition_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, 
         gt_points.append(apply_affine(affine, truth))
         pred_points.append(apply_affine(affine, predicted))
         titles.append(title)
-    return make_grid(crops, gt_points, pred_points, titles=titles)
+    return make_grid(crops, gt_points, pred_points, titles=titles, landmarks=landmarks)

@@ -1,63 +1,127 @@
-"""The 68-point iBUG 300-W markup, as data: every other module reads its facts from here.
+"""Landmark sets as data: how many points, their names and parts, which points trade places in a
+mirror image, which two points normalise NME, and the regions of per-region NME.
 
-"Left" and "right" are the subject's: on a frontal face the subject's right eye (points
-36-41) appears on the image's left.
+Each set is a YAML file in conf/data/landmarks/ (ibug68, the default; wflw98; cofw29), chosen
+with `data/landmarks=<name>`; a new markup needs only a new file there. The set a model was
+trained with travels in its checkpoint (inside the data settings) and in an exported model's
+JSON, so evaluation, export and prediction read the set from the model, never from here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import yaml
 
-NUM_KEYPOINTS = 68
+from fkp.errors import FkpError
 
-# part name -> (first index, last index inclusive, closed polyline?)
-PARTS: dict[str, tuple[int, int, bool]] = {
-    "jaw": (0, 16, False),
-    "right_brow": (17, 21, False),
-    "left_brow": (22, 26, False),
-    "nose_bridge": (27, 30, False),
-    "nose_lower": (31, 35, False),
-    "right_eye": (36, 41, True),
-    "left_eye": (42, 47, True),
-    "outer_lip": (48, 59, True),
-    "inner_lip": (60, 67, True),
-}
-
-KEYPOINT_NAMES: tuple[str, ...] = tuple(
-    f"{part}_{i - first}"
-    for part, (first, last, _) in PARTS.items()
-    for i in range(first, last + 1)
-)
-
-# Regions for per-region NME (mmpose / 300-W convention).
-REGIONS: dict[str, tuple[int, int]] = {
-    "jaw": (0, 17),
-    "brows": (17, 27),
-    "nose": (27, 36),
-    "eyes": (36, 48),
-    "mouth": (48, 68),
-}
-
-# Points that trade places when the face is mirrored; points on the midline map to themselves.
-FLIP_PAIRS: tuple[tuple[int, int], ...] = (
-    *((i, 16 - i) for i in range(8)),  # jaw 0<->16 ... 7<->9
-    *((17 + i, 26 - i) for i in range(5)),  # brows 17<->26 ... 21<->22
-    (31, 35), (32, 34),  # nostrils
-    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),  # eyes
-    (48, 54), (49, 53), (50, 52), (55, 59), (56, 58),  # outer lip
-    (60, 64), (61, 63), (65, 67),  # inner lip
-)  # fmt: skip
+LANDMARKS_DIR = Path(__file__).resolve().parent.parent / "conf" / "data" / "landmarks"
 
 
-def _flip_index() -> np.ndarray:
-    index = np.arange(NUM_KEYPOINTS)
-    for a, b in FLIP_PAIRS:
-        index[a], index[b] = b, a
-    return index
+@dataclass(frozen=True)
+class LandmarkSet:
+    """parts: name -> (first, last inclusive, closed outline); regions: name -> (first, end
+    exclusive); flip_pairs: index pairs; nme_points: the two points whose distance normalises
+    NME; lines: draw each part's outline (False: dots only)."""
+
+    name: str
+    num_points: int
+    parts: dict[str, tuple[int, int, bool]]
+    flip_pairs: tuple[tuple[int, int], ...]
+    nme_points: tuple[int, int]
+    regions: dict[str, tuple[int, int]]
+    lines: bool = True
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any], where: str = "landmark set") -> LandmarkSet:
+        """A set from plain data (a YAML file, a checkpoint), checked: one sentence per fault."""
+        try:
+            n = int(record["num_points"])
+            parts = record["parts"].items()
+            regions = (record.get("regions") or {}).items()
+            made = cls(
+                name=str(record.get("name", f"{n} points")),
+                num_points=n,
+                parts={str(k): (int(v[0]), int(v[1]), bool(v[2])) for k, v in parts},
+                flip_pairs=tuple((int(a), int(b)) for a, b in record.get("flip_pairs") or ()),
+                nme_points=(int(record["nme_points"][0]), int(record["nme_points"][1])),
+                regions={str(k): (int(v[0]), int(v[1])) for k, v in regions},
+                lines=bool(record.get("lines", True)),
+            )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise FkpError(
+                f"{where}: not a landmark set ({type(e).__name__}: {e}); it needs num_points, "
+                "parts, flip_pairs, nme_points and regions, as in conf/data/landmarks/ibug68.yaml."
+            ) from None
+        made._check(where)
+        return made
+
+    def _check(self, where: str) -> None:
+        n = self.num_points
+        indices = [i for pair in self.flip_pairs for i in pair] + list(self.nme_points)
+        indices += [i for first, last, _ in self.parts.values() for i in (first, last)]
+        if n < 2 or any(not 0 <= i < n for i in indices):
+            raise FkpError(f"{where}: an index is outside 0..{n - 1}; fix the set's indices.")
+        if len(set(i for pair in self.flip_pairs for i in pair)) != 2 * len(self.flip_pairs):
+            raise FkpError(f"{where}: a point appears in two flip pairs; pair each point once.")
+        if any(not 0 <= a < b <= n for a, b in self.regions.values()):
+            raise FkpError(f"{where}: a region is not [first, end) within 0..{n}; fix regions.")
+        if self.nme_points[0] == self.nme_points[1]:
+            raise FkpError(f"{where}: nme_points must be two different points.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_points": self.num_points,
+            "lines": self.lines,
+            "parts": {k: list(v) for k, v in self.parts.items()},
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "nme_points": list(self.nme_points),
+            "regions": {k: list(v) for k, v in self.regions.items()},
+        }
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """One name per point: "<part>_<i>" within its part, "point_<i>" outside every part."""
+        names = [f"point_{i}" for i in range(self.num_points)]
+        for part, (first, last, _) in self.parts.items():
+            for i in range(first, last + 1):
+                names[i] = f"{part}_{i - first}" if last > first else part
+        return tuple(names)
+
+    @cached_property
+    def flip_index(self) -> np.ndarray:
+        """keypoints[flip_index] relabels a mirrored face so that index i is again point i."""
+        index = np.arange(self.num_points)
+        for a, b in self.flip_pairs:
+            index[a], index[b] = b, a
+        return index
 
 
-# keypoints[FLIP_INDEX] relabels a mirrored face so that index i is again the subject's point i.
-FLIP_INDEX: np.ndarray = _flip_index()
+def load_landmark_set(name: str) -> LandmarkSet:
+    """A set shipped in conf/data/landmarks/ by name, or any YAML file by path."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else LANDMARKS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in LANDMARKS_DIR.glob("*.yaml")))
+        raise FkpError(f"data.landmarks={name}: no such landmark set; use {known} or a .yaml file.")
+    return LandmarkSet.from_dict(yaml.safe_load(path.read_text()), str(path))
 
-# NME normaliser: inter-ocular distance between the outer eye corners.
-EYE_CORNERS: tuple[int, int] = (36, 45)
+
+def landmark_set(spec: LandmarkSet | dict | str | None, where: str = "landmark set") -> LandmarkSet:
+    """The set a setting names: a LandmarkSet, its plain-data form (as configs and checkpoints
+    hold it), a name or file, or None for the 68-point iBUG markup (models trained before sets
+    were data)."""
+    if spec is None:
+        return IBUG68
+    if isinstance(spec, LandmarkSet):
+        return spec
+    if isinstance(spec, str):
+        return load_landmark_set(spec)
+    return LandmarkSet.from_dict(dict(spec), where)
+
+
+IBUG68 = load_landmark_set("ibug68")

@@ -5,16 +5,19 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from fkp.landmarks import EYE_CORNERS
+from fkp.landmarks import IBUG68
 
 
-def per_image_nme(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean point error over the inter-ocular distance (outer eye corners 36 and 45).
+def per_image_nme(
+    predicted: torch.Tensor, target: torch.Tensor, nme_points: tuple[int, int] = IBUG68.nme_points
+) -> torch.Tensor:
+    """Mean point error over the distance between the landmark set's two normalising points
+    (the outer eye corners for iBUG 68 and WFLW 98, the pupils for COFW 29).
 
-    predicted, target: (N, 68, 2) pixels. Returns (N,).
+    predicted, target: (N, K, 2) pixels. Returns (N,).
     """
     errors = (predicted - target).norm(dim=-1).mean(dim=-1)
-    a, b = EYE_CORNERS
+    a, b = nme_points
     interocular = (target[:, a] - target[:, b]).norm(dim=-1).clamp_min(1e-6)
     return errors / interocular
 
@@ -41,9 +44,14 @@ class KeypointMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, thresholds: tuple[float, ...] = (0.08, 0.10)) -> None:
+    def __init__(
+        self,
+        thresholds: tuple[float, ...] = (0.08, 0.10),
+        nme_points: tuple[int, int] = IBUG68.nme_points,
+    ) -> None:
         super().__init__()
         self.thresholds = thresholds
+        self.nme_points = tuple(nme_points)
         self.add_state("nme", default=[], dist_reduce_fx="cat")
         self.add_state(
             "pixel_error", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
@@ -51,9 +59,9 @@ class KeypointMetrics(Metric):
         self.add_state("points", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, predicted: torch.Tensor, target: torch.Tensor) -> None:
-        """predicted, target: (N, 68, 2) original-image pixels."""
+        """predicted, target: (N, K, 2) original-image pixels."""
         predicted, target = predicted.double(), target.double()
-        self.nme.append(per_image_nme(predicted, target))
+        self.nme.append(per_image_nme(predicted, target, self.nme_points))
         self.pixel_error += (predicted - target).norm(dim=-1).sum()
         self.points += target.shape[0] * target.shape[1]
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from fkp.errors import FkpError
 from fkp.heads import build_head
-from fkp.landmarks import NUM_KEYPOINTS
+from fkp.landmarks import IBUG68
 
 BACKBONES: dict[str, Callable[..., KeypointNet]] = {}
 
@@ -310,7 +310,7 @@ def build_network(
     pretrained: bool = False,
     weights: str | None = None,
     head: dict[str, Any] | None = None,
-    num_points: int = NUM_KEYPOINTS,
+    num_points: int = IBUG68.num_points,
     **kwargs,
 ) -> KeypointNet:
     """The backbone called `name` (see `BACKBONES`) with the head `head` ({"name": ..., and

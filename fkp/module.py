@@ -13,19 +13,21 @@ from torch import nn
 from fkp.checkpoints import load_weights, read_checkpoint
 from fkp.data.transforms import to_image
 from fkp.errors import FkpError
+from fkp.landmarks import landmark_set
 from fkp.metrics import KeypointMetrics
 from fkp.models import build_network, upgrade_state_dict
 
 # The hyperparameters a checkpoint may set (the network and its input; the rest is training).
-_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "monitor",
-             "data_config")  # fmt: skip
+_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "landmarks",
+             "monitor", "data_config")  # fmt: skip
 
 
 class KeypointModule(pl.LightningModule):
-    """Finds (68, 2) keypoints in [-1, 1] of the input image.
+    """Finds (K, 2) keypoints in [-1, 1] of the input image, K from the landmark set.
 
     The network is built from plain hyperparameters (backbone name, grayscale or RGB input,
-    input size, network_kwargs, head: {"name": ..., settings}), all saved in checkpoints, so
+    input size, network_kwargs, head: {"name": ..., settings}, landmarks: the landmark set's
+    plain data, `fkp.landmarks`; none: the 68-point iBUG set), all saved in checkpoints, so
     `KeypointModule.restore(path)` alone brings a trained model back. optimizer and scheduler
     are partials (Hydra `_partial_: true`) taking the parameters / optimizer; they and the
     loss are not saved as hyperparameters.
@@ -43,6 +45,7 @@ class KeypointModule(pl.LightningModule):
         image_size: int = 224,
         network_kwargs: dict[str, Any] | None = None,
         head: dict[str, Any] | None = None,
+        landmarks: dict[str, Any] | None = None,
         pretrained: bool = False,
         weights: str | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -53,6 +56,7 @@ class KeypointModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
+        self.landmarks = landmark_set(landmarks, "model.landmarks")
         self.net = build_network(
             network,
             1 if grayscale else 3,
@@ -60,13 +64,14 @@ class KeypointModule(pl.LightningModule):
             pretrained,
             weights,
             head=dict(head) if head else None,
+            num_points=self.landmarks.num_points,
             **(network_kwargs or {}),
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss = loss if loss is not None else nn.MSELoss()
-        self.val_metrics = KeypointMetrics()
-        self.test_metrics = KeypointMetrics()
+        self.val_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
+        self.test_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
 
     @classmethod
     def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
@@ -104,7 +109,7 @@ class KeypointModule(pl.LightningModule):
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1] of the input."""
+        """images: (B, C, S, S) -> keypoints (B, K, 2) in [-1, 1] of the input."""
         return self.net(images)
 
     def _step(self, batch: dict, stage: str, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:

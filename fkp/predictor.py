@@ -19,7 +19,6 @@ import torch
 from fkp.data.transforms import KeypointTransform, square_box, to_image, transform_from_record
 from fkp.detect import FaceDetector, HaarFaceDetector
 from fkp.errors import FkpError
-from fkp.landmarks import FLIP_INDEX
 
 
 @dataclass
@@ -208,7 +207,10 @@ class FaceKeypointDetector:
         with torch.no_grad():
             if self.flip_test:  # the faces and their mirror images in one batch
                 both = self.model(torch.cat([images, images.flip(-1)]))
-                predicted, mirrored = both[: len(images)], both[len(images) :, FLIP_INDEX]
+                predicted, mirrored = (
+                    both[: len(images)],
+                    both[len(images) :, self.transform.landmarks.flip_index],
+                )
                 mirrored[..., 0] = -mirrored[..., 0]  # a mirror is a sign change in [-1, 1]
                 predicted = (predicted + mirrored) / 2
             else:

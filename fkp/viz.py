@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from fkp.errors import FkpError
-from fkp.landmarks import PARTS
+from fkp.landmarks import IBUG68, LandmarkSet
 
 GREEN = (0, 200, 0)
 MAGENTA = (255, 0, 255)
@@ -22,13 +22,15 @@ def draw_keypoints(
     parts: bool = True,
     radius: int | None = None,
     copy: bool = True,
+    landmarks: LandmarkSet | None = None,
 ) -> np.ndarray:
     """The RGB image with the points (and the part outlines) drawn on it: a copy, or the
     image itself with copy=False (a big photo with many faces is copied once, not per face).
 
-    image: (H, W, 3) uint8 RGB; keypoints: (68, 2) pixels. Lines and dots are sized to the
-    face, not the image, so a small face in a large photo keeps its eyes and lips readable;
-    drawing is anti-aliased at sub-pixel precision.
+    image: (H, W, 3) uint8 RGB; keypoints: (K, 2) pixels; landmarks: the set whose parts are
+    outlined (default: iBUG 68 for 68 points, dots only for any other count). Lines and dots
+    are sized to the face, not the image, so a small face in a large photo keeps its eyes and
+    lips readable; drawing is anti-aliased at sub-pixel precision.
     """
     out = np.ascontiguousarray(image.copy() if copy else image)
     shift = 4  # sub-pixel bits for cv2 drawing
@@ -37,8 +39,10 @@ def draw_keypoints(
     face = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
     radius = radius or max(1, round(face / 80))
     thickness = max(1, round(face / 150))
-    if parts:
-        for first, last, closed in PARTS.values():
+    if landmarks is None and len(points) == IBUG68.num_points:
+        landmarks = IBUG68
+    if parts and landmarks is not None and landmarks.lines:
+        for first, last, closed in landmarks.parts.values():
             cv2.polylines(
                 out, [pts[first : last + 1]], closed, color, thickness, cv2.LINE_AA, shift
             )
@@ -54,10 +58,11 @@ def make_grid(
     titles: Sequence[str] | None = None,
     columns: int | None = None,
     tile: int = 224,
+    landmarks: LandmarkSet | None = None,
 ) -> np.ndarray:
     """Tile RGB images into one RGB picture: ground truth in green, predictions in magenta.
 
-    images: N arrays (H, W, 3) uint8; truth, predicted: N arrays (68, 2) pixels of each image.
+    images: N arrays (H, W, 3) uint8; truth, predicted: N arrays (K, 2) pixels of each image.
     Each image is scaled to `tile` pixels on its longer side before drawing.
     """
     n = len(images)
@@ -68,7 +73,7 @@ def make_grid(
         scale = tile / max(image.shape[:2])
         shown = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if truth is not None:
-            shown = draw_keypoints(shown, np.asarray(truth[i]) * scale, GREEN)
+            shown = draw_keypoints(shown, np.asarray(truth[i]) * scale, GREEN, landmarks=landmarks)
         if predicted is not None:
             shown = draw_keypoints(shown, np.asarray(predicted[i]) * scale, MAGENTA, parts=False)
         if titles is not None:

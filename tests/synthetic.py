@@ -35,6 +35,33 @@ def template() -> np.ndarray:
     return points
 
 
+def _resample(polyline: np.ndarray, count: int) -> np.ndarray:
+    """count points spaced evenly along the polyline, its ends included."""
+    steps = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
+    along = np.concatenate([[0], np.cumsum(steps)])
+    at = np.linspace(0, along[-1], count)
+    return np.stack([np.interp(at, along, polyline[:, k]) for k in (0, 1)], 1)
+
+
+def to_wflw98(p: np.ndarray) -> np.ndarray:
+    """(68, 2) iBUG points -> (98, 2) points in WFLW's order (contour resampled to 33, brows
+    closed with a lower edge, eyes resampled to 8, pupils at the eye centres)."""
+    down = np.array([0.0, 0.03]) * np.ptp(p[:, 1])
+    right_brow = np.concatenate([p[17:22], (p[[21, 20, 19, 18]] + p[[20, 19, 18, 17]]) / 2 + down])
+    left_brow = np.concatenate([p[22:27], (p[[26, 25, 24, 23]] + p[[25, 24, 23, 22]]) / 2 + down])
+    right_eye = np.concatenate(
+        [_resample(p[[36, 37, 38, 39]], 5), _resample(p[[39, 40, 41, 36]], 5)[1:4]]
+    )
+    left_eye = np.concatenate(
+        [_resample(p[[42, 43, 44, 45]], 5), _resample(p[[45, 46, 47, 42]], 5)[1:4]]
+    )
+    pupils = np.stack([p[36:42].mean(axis=0), p[42:48].mean(axis=0)])
+    out = np.concatenate([_resample(p[0:17], 33), right_brow, left_brow, p[27:36], right_eye,
+                          left_eye, p[48:68], pupils])  # fmt: skip
+    assert out.shape == (98, 2)
+    return out
+
+
 def draw_face(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random face image (H, W, 3) RGB uint8 and its (68, 2) keypoints in pixels."""
     h, w = int(rng.integers(90, 140)), int(rng.integers(90, 140))
@@ -57,12 +84,15 @@ def draw_face(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return image, points.astype(np.float32)
 
 
-def write_dataset(root: Path, train: int = 48, test: int = 10, seed: int = 0) -> Path:
+def write_dataset(root: Path, train: int = 48, test: int = 10, seed: int = 0,
+                  wflw98: bool = False) -> Path:  # fmt: skip
     """root/ with training_frames_keypoints.csv, training/, test_frames_keypoints.csv, test/.
 
-    Training names are person<k>_<nn>.jpg, 4 frames a person, so the person split works."""
+    Training names are person<k>_<nn>.jpg, 4 frames a person, so the person split works.
+    wflw98: label 98 points in WFLW's order instead of iBUG's 68."""
     rng = np.random.default_rng(seed)
-    header = "," + ",".join(str(i) for i in range(136)) + "\n"
+    columns = 2 * (98 if wflw98 else 68)
+    header = "," + ",".join(str(i) for i in range(columns)) + "\n"
     for csv_name, folder, count in [("training_frames_keypoints.csv", "training", train),
                                     ("test_frames_keypoints.csv", "test", test)]:  # fmt: skip
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -77,6 +107,8 @@ def write_dataset(root: Path, train: int = 48, test: int = 10, seed: int = 0) ->
                 ok, data = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, 101])
             assert ok
             (root / folder / name).write_bytes(data.tobytes())
+            if wflw98:
+                points = to_wflw98(points)
             rows.append(name + "," + ",".join(f"{v:.3f}" for v in points.reshape(-1)) + "\n")
         (root / csv_name).write_text(header + "".join(rows))
     return root

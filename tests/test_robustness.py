@@ -10,7 +10,7 @@ import pytest
 
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.data.transforms import points_extent
-from fkp.landmarks import REGIONS
+from fkp.landmarks import IBUG68
 from fkp.robustness import CONDITIONS, mirror, perturb, rotate, unmirror, zoom
 from tests.conftest import SYNTHETIC
 
@@ -50,7 +50,7 @@ def test_occluders_cover_their_region_and_leave_the_rest(face):
     for region in ("eyes", "mouth"):
         covered, same = CONDITIONS[f"occluded {region}"](image, points)
         assert np.array_equal(same, points)
-        first, last = REGIONS[region]
+        first, last = IBUG68.regions[region]
         for x, y in points[first:last].astype(int):
             assert (covered[y, x] == 128).all()
         changed = (covered != image).any(axis=-1)

@@ -14,10 +14,10 @@ from fkp.data.transforms import (
     square_box,
     to_image,
 )
-from fkp.landmarks import FLIP_INDEX, FLIP_PAIRS
+from fkp.landmarks import IBUG68
 
-RIGHT = [a for a, _ in FLIP_PAIRS]  # the subject's right side (image left)
-LEFT = [b for _, b in FLIP_PAIRS]
+RIGHT = [a for a, _ in IBUG68.flip_pairs]  # the subject's right side (image left)
+LEFT = [b for _, b in IBUG68.flip_pairs]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_random_affine_augmentation_maps_back_exactly(faces, affine):
     mirrored = 0
     for image, kp in zip(images, keypoints):
         out = t(image, t.box_for(kp), kp)
-        expected = kp[FLIP_INDEX] if out["mirrored"] else kp
+        expected = kp[IBUG68.flip_index] if out["mirrored"] else kp
         mirrored += out["mirrored"]
         assert out["keypoints"].shape == (68, 2)
         assert np.abs(to_image(out["keypoints"], out["affine"], 64) - expected).max() < 1e-2
@@ -131,7 +131,7 @@ def test_dataset_asymmetry_keeps_its_sign_under_flips(data_dir):
     )
     assert before < 0 and _asymmetry(after) < 0
     # without the relabelling the sign would turn: mirror the points and keep their labels
-    assert _asymmetry(after[:, FLIP_INDEX]) > 0
+    assert _asymmetry(after[:, IBUG68.flip_index]) > 0
 
 
 def test_reseeding_reproduces_augmentation(faces):

@@ -35,6 +35,7 @@ def show(split: str, n: int, augment: bool, out: str, seed: int, overrides: list
         [transform.to_pixels(s["image"]) for s in samples],
         [denormalise(s["keypoints"], size) for s in samples],
         titles=titles,
+        landmarks=transform.landmarks,
     )
     path = save_image(out, grid)
     kind = "augmented" if augment else "evaluation"

@@ -18,7 +18,7 @@ from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
 from fkp.data.io import KeypointTable, load_images, person_of, read_keypoints_csv
 from fkp.data.transforms import KeypointTransform, build_transforms
 from fkp.errors import FkpError
-from fkp.landmarks import FLIP_INDEX
+from fkp.landmarks import LandmarkSet, landmark_set
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class KeypointsDataset(Dataset):
             self.frames[index], self.frame_affines[index], self.keypoints[index]
         )
         points = self.keypoints[index]
-        sample["points"] = points[FLIP_INDEX] if sample.pop("mirrored") else points
+        mirrored = sample.pop("mirrored")
+        sample["points"] = points[self.transform.landmarks.flip_index] if mirrored else points
         sample["name"] = self.names[index]
         sample["index"] = index
         return sample
@@ -113,8 +114,10 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         download: bool = True,
         url: str = RELEASE_URL,
+        landmarks: LandmarkSet | Mapping | str | None = None,
     ) -> None:
         super().__init__()
+        self.landmarks = landmark_set(landmarks, "data.landmarks")
         if val_split not in ("person", "frame", "test"):
             raise FkpError(f"data.val_split={val_split!r} is unknown; use person, frame or test.")
         if val_split != "test" and not 0 < val_fraction < 1:
@@ -127,6 +130,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             mean=mean,
             std=std,
             margin=margin,
+            landmarks=self.landmarks,
         )
         train_steps = build_transforms(train_transforms, "data.train_transforms")
         eval_steps = build_transforms(eval_transforms, "data.eval_transforms")
@@ -155,7 +159,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             if not self.data_dir.is_dir():
                 self.prepare_data()
             csv_name, image_folder = self.files[which]
-            table = read_keypoints_csv(self.data_dir / csv_name)
+            table = read_keypoints_csv(self.data_dir / csv_name, self.landmarks.num_points)
             if self.limit:
                 table = table.subset(np.arange(min(self.limit, len(table))))
             log.info("decoding %d images of %s", len(table), table.csv_path.name)

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from fkp.errors import FkpError
-from fkp.landmarks import NUM_KEYPOINTS
+from fkp.landmarks import IBUG68
 
-NUM_COLUMNS = 1 + 2 * NUM_KEYPOINTS
 _PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
 
 
@@ -24,7 +23,7 @@ _PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
 class KeypointTable:
     """One keypoints CSV: names[i] is the image file of keypoints[i].
 
-    keypoints: (N, 68, 2) float32, (x, y) in original-image pixels.
+    keypoints: (N, K, 2) float32, (x, y) in original-image pixels.
     lines: (N,) the 1-based line of each row in the CSV, for error messages.
     """
 
@@ -48,9 +47,11 @@ def _column_label(column: int) -> str:
     return f"column {column + 1} ({'xy'[axis]} of keypoint {point})"
 
 
-def read_keypoints_csv(path: str | Path) -> KeypointTable:
-    """Parse a CSV with a header row, then rows of: image name, x0, y0, ..., x67, y67."""
+def read_keypoints_csv(path: str | Path, num_points: int = IBUG68.num_points) -> KeypointTable:
+    """Parse a CSV with a header row, then rows of: image name, x0, y0, ..., x(K-1), y(K-1)
+    for a landmark set of K = num_points points."""
     path = Path(path)
+    columns = 1 + 2 * num_points
     if not path.is_file():
         raise FkpError(f"{path}: keypoints CSV not found; check the data directory setting.")
     # Row structure first, with the csv module: pandas silently pads short rows.
@@ -69,10 +70,12 @@ def read_keypoints_csv(path: str | Path) -> KeypointTable:
     if len(rows) == 1:
         raise FkpError(f"{path}: a header row but no data rows; add one row per image.")
     for line, n_fields in rows:
-        if n_fields != NUM_COLUMNS:
+        if n_fields != columns:
+            last = num_points - 1
             raise FkpError(
-                f"{path}, line {line}: {n_fields} columns, expected {NUM_COLUMNS} "
-                f"(image name then x0,y0,...,x67,y67); fix or remove that row."
+                f"{path}, line {line}: {n_fields} columns, expected {columns} (image name then "
+                f"x0,y0,...,x{last},y{last} for {num_points} points); fix or remove that row, or "
+                "choose the data's landmark set (data/landmarks=...)."
             )
     lines = np.array([line for line, _ in rows[1:]], dtype=int)
     frame = pd.read_csv(
@@ -103,7 +106,7 @@ def read_keypoints_csv(path: str | Path) -> KeypointTable:
             f"{path}, line {lines[row]}, column 1: image {names.iat[row]!r} is listed again "
             f"(first on line {lines[first]}); remove the duplicate row."
         )
-    keypoints = numbers.astype(np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+    keypoints = numbers.astype(np.float32).reshape(len(names), num_points, 2)
     return KeypointTable(path, names.tolist(), keypoints, lines)
 
 

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from fkp.errors import FkpError
-from fkp.landmarks import FLIP_INDEX, NUM_KEYPOINTS
+from fkp.landmarks import LandmarkSet, landmark_set
 
-# All 68 points always survive, inside the image or not.
+# All points always survive, inside the image or not.
 KEYPOINTS = A.KeypointParams(format="xy", remove_invisible=False)
 _ANCHORS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
 
@@ -105,7 +105,7 @@ def to_image(
 ) -> np.ndarray | torch.Tensor:
     """Normalised model-frame points -> original-image pixels.
 
-    points: (..., 68, 2) in [-1, 1]; affine: (..., 2, 3) original -> input pixels, as the
+    points: (..., K, 2) in [-1, 1]; affine: (..., 2, 3) original -> input pixels, as the
     transform returned it; size: the input image size. Tensors come back in float32 at least:
     a half-precision result would round a point at 453.58 px to 453.75.
     """
@@ -307,6 +307,8 @@ def build_transforms(specs: Sequence | None, where: str = "transforms") -> list:
 # The data settings a KeypointTransform is built from (beside its albumentations steps); kept in
 # checkpoints and export files so inference rebuilds the evaluation transform exactly.
 TRANSFORM_SETTINGS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
+# Stored beside them since landmark sets became data; older records mean the 68-point set.
+OPTIONAL_SETTINGS = ("landmarks",)
 
 
 def transform_from_record(record: Mapping, where: str) -> KeypointTransform:
@@ -317,6 +319,12 @@ def transform_from_record(record: Mapping, where: str) -> KeypointTransform:
         if key not in record:
             raise FkpError(f"{where}: its preprocessing lacks {key!r}; export or train it again.")
         settings[key] = _plain_value(record[key], f"{where} {key}")
+    if record.get("landmarks") is not None:
+        # read field by field as numbers and names (LandmarkSet.from_dict): data only
+        marks = record["landmarks"]
+        if not isinstance(marks, Mapping | str):
+            raise FkpError(f"{where}: its landmark set is not readable; export or train it again.")
+        settings["landmarks"] = landmark_set(marks, f"{where} landmarks")
     steps = build_transforms(record.get("eval_transforms"), f"{where} eval_transforms")
     try:
         return KeypointTransform(transforms=steps, **settings)
@@ -339,6 +347,8 @@ class KeypointTransform:
             averaged into one for grayscale.
         margin: how much larger than the points' extent the box drawn around labelled
             points is (`square_box`); detector boxes are brought to the same framing.
+        landmarks: the landmark set (`fkp.landmarks`): its flip pairs relabel mirrored faces;
+            default the 68-point iBUG markup.
     """
 
     def __init__(
@@ -350,8 +360,10 @@ class KeypointTransform:
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         margin: float = 0.25,
+        landmarks: LandmarkSet | dict | str | None = None,
     ) -> None:
         self.image_size = int(image_size)
+        self.landmarks = landmark_set(landmarks)
         self.frame_size = max(self.image_size, round(self.image_size * frame_scale))
         self.grayscale = grayscale
         self.margin = margin
@@ -384,7 +396,7 @@ class KeypointTransform:
         return image
 
     def box_for(self, keypoints: np.ndarray) -> np.ndarray:
-        """The training framing of labelled points: (..., 68, 2) -> (..., 3) boxes."""
+        """The training framing of labelled points: (..., K, 2) -> (..., 3) boxes."""
         return square_box(points_extent(keypoints), self.margin)
 
     def frame(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -398,10 +410,10 @@ class KeypointTransform:
     def __call__(
         self, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray | None = None
     ) -> dict[str, torch.Tensor | np.ndarray | bool]:
-        """image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,); keypoints: (68, 2) pixels.
+        """image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,); keypoints: (K, 2) pixels.
 
         Returns image (C, S, S) float32 tensor, affine (2, 3) float32 original -> input pixels,
-        mirrored, and, with keypoints given, keypoints (68, 2) float32 normalised to [-1, 1].
+        mirrored, and, with keypoints given, keypoints (K, 2) float32 normalised to [-1, 1].
         """
         return self.from_frame(*self.frame(image, box), keypoints)
 
@@ -433,9 +445,9 @@ class KeypointTransform:
             "mirrored": mirrored,
         }
         if keypoints is not None:
-            kp = moved[:NUM_KEYPOINTS]
+            kp = moved[: len(keypoints)]
             if mirrored:
-                kp = kp[FLIP_INDEX]
+                kp = kp[self.landmarks.flip_index]
             result["keypoints"] = normalise(kp, self.image_size).astype(np.float32)
         return result
 
