@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 
 from fkp.config import EVAL_RULES, build, validate
 from fkp.data.datamodule import FaceKeypointsDataModule
-from fkp.data.download import TEST_CSV, TRAIN_CSV
 from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import (
@@ -37,6 +36,9 @@ from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb, unmirror
 from fkp.viz import save_image
 
+# The data settings that say which files a checkpoint's splits come from, and how to read them.
+DATA_FILES = ("format", "train_csv", "test_csv", "train_images", "test_images", "test_subset",
+              "person_pattern")  # fmt: skip
 COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
            "ms_per_face", "ms_per_image"]  # fmt: skip
 
@@ -51,20 +53,22 @@ def load_faces(
         table = read_keypoints_csv(cfg.csv, num_points)
         folder = Path(cfg.images) if cfg.images else Path(cfg.csv).parent
     else:
-        data_dir = Path(cfg.data_dir)
         if cfg.split not in ("test", "val", "train"):
             raise FkpError(f"split={cfg.split} is unknown; use test, val or train.")
         use_test = cfg.split == "test" or (
             cfg.split == "val" and data_config["val_split"] == "test"
         )
-        name, folder = (TEST_CSV, "test") if use_test else (TRAIN_CSV, "training")
-        table = read_keypoints_csv(data_dir / name, num_points)
-        folder = data_dir / folder
+        # the files and format the checkpoint was trained with, under this data_dir
+        files = {k: data_config[k] for k in DATA_FILES if k in data_config}
+        if cfg.subset is not None:
+            files["test_subset"] = cfg.subset
+        split = FaceKeypointsDataModule(
+            cfg.data_dir, val_split=data_config["val_split"],
+            val_fraction=data_config["val_fraction"], seed=data_config["seed"],
+            landmarks=data_config.get("landmarks"), **files,
+        )  # fmt: skip
+        table, folder = split.read_split("test" if use_test else "train")
         if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
-            split = FaceKeypointsDataModule(
-                data_dir, val_split=data_config["val_split"],
-                val_fraction=data_config["val_fraction"], seed=data_config["seed"],
-            )  # fmt: skip
             table = table.subset(np.flatnonzero(split.val_rows(table.names)))
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))

@@ -1,4 +1,6 @@
-"""`python -m fkp.data show`: look at the data and its augmentation before training."""
+"""`python -m fkp.data show`: look at the data and its augmentation before training.
+`python -m fkp.data convert`: 300W folders and WFLW lists to fkp's CSV layout, and CSVs back
+to .pts files."""
 
 from __future__ import annotations
 
@@ -42,6 +44,30 @@ def show(split: str, n: int, augment: bool, out: str, seed: int, overrides: list
     return f"wrote {path}: {len(samples)} {kind} samples of the {split} split ({len(data)} images)"
 
 
+def convert(source: str, out: str, fmt: str, subsets: list[str], points: int | None) -> str:
+    """Write `source` (a 300W root with subsets, a WFLW list, or an fkp CSV) as `out` (an fkp
+    CSV, or with fmt=csv a folder of .pts files named after the images)."""
+    from pathlib import Path
+
+    from fkp.data.formats import read_300w, read_wflw, write_csv, write_pts
+    from fkp.data.io import read_keypoints_csv
+
+    if fmt == "300w":
+        table = read_300w(source, subsets or ["."], points or 68)
+    elif fmt == "wflw":
+        table = read_wflw(source, points or 98)
+    else:
+        table = read_keypoints_csv(source, points or 68)
+        folder = Path(out)
+        for name, marks in zip(table.names, table.keypoints):
+            target = folder / Path(name).with_suffix(".pts")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_pts(marks, target)
+        return f"wrote {len(table)} .pts files under {folder}"
+    path = write_csv(table, out)
+    return f"wrote {path}: {len(table)} faces, {table.keypoints.shape[1]} points each"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fkp.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,11 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.add_argument("--seed", type=int, default=0, help="which samples and augmentations")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.image_size=128")
+    c = sub.add_parser("convert", help="300W / WFLW annotations to an fkp CSV, or a CSV to .pts")
+    c.add_argument("source", help="300W root folder, WFLW annotation list, or fkp CSV")
+    c.add_argument("out", help="the CSV to write (or, from a CSV, the folder for .pts files)")
+    c.add_argument("--format", choices=["300w", "wflw", "csv"], required=True, help="source's")
+    c.add_argument("--subsets", nargs="*", default=[], help="300W subset folders, e.g. afw ibug")
+    c.add_argument("--points", type=int, default=None, help="points per face (68; WFLW 98)")
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
-    if args.n < 1:
+    if args.command == "show" and args.n < 1:
         parser.error("--n must be at least 1")
     with reported_as_one_line():
+        if args.command == "convert":
+            print(convert(args.source, args.out, args.format, args.subsets, args.points))
+            return 0
         print(show(args.split, args.n, args.augment, args.out, args.seed, args.overrides))
     return 0
 

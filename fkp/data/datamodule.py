@@ -1,8 +1,10 @@
-"""The YouTube Faces keypoints (or any CSV + image folder in that layout) as a data module."""
+"""The YouTube Faces keypoints (or any CSV + image folder in that layout, a 300W folder, a WFLW
+annotation list) as a data module."""
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
+from fkp.data.formats import WFLW_ATTRIBUTES, read_300w, read_wflw
 from fkp.data.io import KeypointTable, load_images, person_of, read_keypoints_csv
 from fkp.data.transforms import KeypointTransform, build_transforms
 from fkp.errors import FkpError
@@ -26,10 +29,10 @@ log = logging.getLogger(__name__)
 class KeypointsDataset(Dataset):
     """Faces framed once and held in memory, augmented on every access.
 
-    images: N decoded images (RGB, or `transform.prepare`d); keypoints: (N, 68, 2) original
+    images: N decoded images (RGB, or `transform.prepare`d); keypoints: (N, K, 2) original
     pixels. Each face is framed around its labelled points when the data set is made.
-    A sample holds image (C, S, S), keypoints (68, 2) in [-1, 1], affine (2, 3) original ->
-    input pixels, points (68, 2) original pixels relabelled like keypoints, name, index.
+    A sample holds image (C, S, S), keypoints (K, 2) in [-1, 1], affine (2, 3) original ->
+    input pixels, points (K, 2) original pixels relabelled like keypoints, name, index.
     """
 
     def __init__(
@@ -78,9 +81,12 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
     """Train / val / test splits of a keypoints data set, decoded once and cached in memory.
 
     The folder holds `train_csv` with its images under `train_images`, and `test_csv` with
-    `test_images`. Validation comes from the training CSV: split by person (default; frames of
-    one person never straddle train and val), by frame, or `val_split=test` to validate on the
-    test set as the original write-up did.
+    `test_images`. With format=300w, train_csv / test_csv are lists of subset folders (images
+    with .pts files beside them; images found under data_dir); with format=wflw they are
+    annotation lists, and test_subset picks one attribute subset of the test list. Validation
+    comes from the training rows: split by person (default; frames of one person never
+    straddle train and val; `person_pattern` says how names give the person), by frame, or
+    `val_split=test` to validate on the test set as the original write-up did.
 
     image_size, grayscale, margin, frame_scale, mean, std: the framing and input format,
     shared by the training transform (framing + `train_transforms`) and the evaluation one
@@ -101,8 +107,8 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         std: Sequence[float] = (0.229, 0.224, 0.225),
         train_transforms: Sequence[A.BasicTransform | Mapping] = (),
         eval_transforms: Sequence[A.BasicTransform | Mapping] = (),
-        train_csv: str = TRAIN_CSV,
-        test_csv: str = TEST_CSV,
+        train_csv: str | Sequence[str] = TRAIN_CSV,
+        test_csv: str | Sequence[str] = TEST_CSV,
         train_images: str = "training",
         test_images: str = "test",
         val_split: Literal["person", "frame", "test"] = "person",
@@ -115,8 +121,16 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         download: bool = True,
         url: str = RELEASE_URL,
         landmarks: LandmarkSet | Mapping | str | None = None,
+        format: Literal["csv", "300w", "wflw"] = "csv",
+        test_subset: str | None = None,
+        person_pattern: str | None = None,
     ) -> None:
         super().__init__()
+        if format not in ("csv", "300w", "wflw"):
+            raise FkpError(f"data.format={format!r} is unknown; use csv, 300w or wflw.")
+        self.format = format
+        self.test_subset = test_subset
+        self.person_pattern = re.compile(person_pattern) if person_pattern else None
         self.landmarks = landmark_set(landmarks, "data.landmarks")
         if val_split not in ("person", "frame", "test"):
             raise FkpError(f"data.val_split={val_split!r} is unknown; use person, frame or test.")
@@ -158,15 +172,35 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         if which not in self._tables:
             if not self.data_dir.is_dir():
                 self.prepare_data()
-            csv_name, image_folder = self.files[which]
-            table = read_keypoints_csv(self.data_dir / csv_name, self.landmarks.num_points)
+            table, folder = self.read_split(which)
             if self.limit:
                 table = table.subset(np.arange(min(self.limit, len(table))))
             log.info("decoding %d images of %s", len(table), table.csv_path.name)
-            images = load_images(table, self.data_dir / image_folder)
+            images = load_images(table, folder)
             self._tables[which] = table
             self._images[which] = [self.train_transform.prepare(im) for im in images]
         return self._tables[which], self._images[which]
+
+    def read_split(self, which: str) -> tuple[KeypointTable, Path]:
+        """The annotations of "train" or "test" in the configured format, and the folder their
+        image names are relative to."""
+        source, image_folder = self.files[which]
+        n = self.landmarks.num_points
+        folder = self.data_dir / image_folder
+        if self.format == "300w":  # source: subset folders under data_dir
+            subsets = [source] if isinstance(source, str) else list(source)
+            return read_300w(self.data_dir, subsets, n), self.data_dir
+        if self.format == "csv":
+            return read_keypoints_csv(self.data_dir / source, n), folder
+        table = read_wflw(self.data_dir / source, n)
+        if which == "test" and self.test_subset:
+            if self.test_subset not in WFLW_ATTRIBUTES:
+                raise FkpError(
+                    f"data.test_subset={self.test_subset} is unknown; use one of "
+                    f"{', '.join(WFLW_ATTRIBUTES)}, or null for the whole test set."
+                )
+            table = table.subset(np.flatnonzero(table.attributes[self.test_subset] == 1))
+        return table, folder
 
     def _dataset(self, which: str, rows: np.ndarray | None, transform: KeypointTransform):
         table, images = self._load(which)
@@ -183,10 +217,21 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
                 True
             )
             return mask
-        persons = np.array([person_of(n) for n in names])
+        persons = np.array([self.person(n) for n in names])
         unique = np.unique(persons)
         chosen = rng.permutation(unique)[: max(1, round(len(unique) * self.val_fraction))]
         return np.isin(persons, chosen)
+
+    def person(self, name: str) -> str:
+        """Who an image shows, for the person split: the first match of data.person_pattern
+        (its first group, if it has one) in the image's path, or by default the file name
+        without its trailing _NN (YouTube Faces' frame numbering)."""
+        if self.person_pattern is None:
+            return person_of(name)
+        match = self.person_pattern.search(name)
+        if match is None:
+            return name  # an image the pattern does not group stands alone
+        return match.group(1) if match.groups() else match.group(0)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "train" not in self.datasets:

@@ -25,12 +25,18 @@ class KeypointTable:
 
     keypoints: (N, K, 2) float32, (x, y) in original-image pixels.
     lines: (N,) the 1-based line of each row in the CSV, for error messages.
+    Optional, where the source format has them (`fkp.data.formats`): boxes (N, 4) annotated
+    face boxes x_min, y_min, x_max, y_max; visible (N, K) per-point visibility; attributes:
+    name -> (N,) flags (WFLW's pose, occlusion, ...), so benchmark subsets can be selected.
     """
 
     csv_path: Path
     names: list[str]
     keypoints: np.ndarray
     lines: np.ndarray
+    boxes: np.ndarray | None = None
+    visible: np.ndarray | None = None
+    attributes: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -38,7 +44,13 @@ class KeypointTable:
     def subset(self, index: np.ndarray | list[int]) -> KeypointTable:
         index = np.asarray(index, dtype=int)
         return KeypointTable(
-            self.csv_path, [self.names[i] for i in index], self.keypoints[index], self.lines[index]
+            self.csv_path,
+            [self.names[i] for i in index],
+            self.keypoints[index],
+            self.lines[index],
+            None if self.boxes is None else self.boxes[index],
+            None if self.visible is None else self.visible[index],
+            None if self.attributes is None else {k: v[index] for k, v in self.attributes.items()},
         )
 
 
