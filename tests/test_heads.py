@@ -98,16 +98,17 @@ def test_head_losses_fall_when_fitting_a_batch(head):
 @pytest.mark.parametrize("head", sorted(HEADS))
 def test_each_head_trains_evaluates_and_predicts_through_train_py(tmp_path, head):
     cfg = compose_train(
-        tmp_path, [*QUICK, "model=fast_net", f"model/head={head}", "+trainer.fast_dev_run=true"]
+        tmp_path,
+        [*QUICK, "model=fast_net", f"model/head={head}", "trainer=debug", "trainer.max_epochs=1"],
     )
     metrics = train(cfg)
     assert 0 < metrics["val/nme"] < 10 and 0 < metrics["test/nme"] < 10
-    ckpt = next((tmp_path / "checkpoints").glob("*.ckpt"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
     restored = KeypointModule.restore(ckpt)
     assert restored.hparams.head["name"] == head
     image = (torch.rand(200, 200, 3) * 255).byte().numpy()
     detector = FaceKeypointDetector.from_checkpoint(ckpt, flip_test=True, refine=1)
-    points = detector.keypoints_in(image, np.array([[50.0, 50.0, 100.0, 100.0]]))
+    points = detector.keypoints_in(image, np.array([[100.0, 100.0, 100.0]]))  # cx, cy, side
     assert points.shape == (1, 68, 2) and np.isfinite(points).all()
 
 
