@@ -500,12 +500,12 @@ def test_a_failed_sweep_job_does_not_stop_the_others(tmp_path):
 def test_a_failed_optuna_trial_is_recorded_and_the_study_goes_on(tmp_path):
     proc = _run("train.py", "hparams_search=optuna", *QUICK, "hydra.sweeper.n_trials=4",
                 "trainer=debug", "trainer.max_epochs=1", "test=false",
-                "hydra.sweeper.params={model.network_kwargs.dropout:'choice(-1.0, 0.1)'}",
+                "hydra.sweeper.params={optimizer.weight_decay:'choice(-1.0, 0.0001)'}",
                 f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    assert "error: model.network_kwargs.dropout=-1.0 is not allowed" in err
+    assert "error: optimizer.weight_decay=-1.0 is not allowed" in err
     finished = [j for j in "0123" if (tmp_path / j / "metrics.json").is_file()]
     assert 0 < len(finished) < 4
     results = (tmp_path / "optimization_results.yaml").read_text()
-    assert "model.network_kwargs.dropout: 0.1" in results
+    assert "optimizer.weight_decay: 0.0001" in results
