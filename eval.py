@@ -23,7 +23,7 @@ from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import (
     Result,
-    condition_grid,
+    framed_grid,
     match_face,
     plot_ced,
     summarise,
@@ -140,7 +140,7 @@ def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) 
             },  # fmt: skip
             "mirror_consistency": float(consistency.mean()),
         }
-    save_image(out / "robustness.png", condition_grid(examples, det.transform.margin, landmarks))
+    save_image(out / "robustness.png", framed_grid(examples, det.transform.margin, landmarks))
     print(f"\nrobustness suite: {len(truth)} faces, gt box from the clean points\n")
     names = list(table)
     print(

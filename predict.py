@@ -7,7 +7,6 @@ in the training CSV layout). A video gives an annotated video and per-frame JSON
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import logging
@@ -20,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fkp.config import PREDICT_RULES, build, validate
-from fkp.data.io import decode_image
+from fkp.data.io import decode_image, write_keypoints_csv
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, write_text
@@ -234,17 +233,15 @@ def predict(cfg: DictConfig) -> int:
                     crop, points = face_crop(image, face)
                     name = f"{stems[path]}_{k:02d}.png"
                     save_image(out / "faces" / name, crop)
-                    rows.append([name, *np.round(points.reshape(-1), 2).tolist()])
+                    rows.append((name, points))
             print(f"{path}: {len(faces)} face(s)")
         except FkpError as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
     write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
-    if rows:
-        with (out / "keypoints.csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["", *range(136)])  # the training CSV's header
-            writer.writerows(rows)
+    if rows:  # the training CSV's layout, so predictions can be reviewed and trained on
+        names, points = zip(*rows)
+        write_keypoints_csv(list(names), np.stack(points), out / "keypoints.csv")
     print(f"wrote {out}")
     return failed
 

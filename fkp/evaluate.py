@@ -113,17 +113,9 @@ def worst_grid(
     """The `count` worst faces (ground-truth framing), prediction over truth."""
     nme = np.nan_to_num(result.extra["nme"], posinf=1e9)
     order = np.argsort(-nme)[:count]
-    crops, gt_points, pred_points, titles = [], [], [], []
-    for i in order:
-        box = square_box(points_extent(truth[i]), margin)
-        crop, affine = crop_box(images[i], box, 224)
-        crops.append(crop)
-        gt_points.append(apply_affine(affine, truth[i]))
-        pred = result.predicted[i]
-        pred_points.append(apply_affine(affine, pred) if not np.isnan(pred).any() else
-                           np.full_like(truth[i], -100.0))  # fmt: skip
-        titles.append(f"NME {nme[i]:.3f}" if nme[i] < 1e9 else "missed")
-    return make_grid(crops, gt_points, pred_points, titles=titles, landmarks=landmarks)
+    examples = [(images[i], truth[i], result.predicted[i],
+                 f"NME {nme[i]:.3f}" if nme[i] < 1e9 else "missed") for i in order]  # fmt: skip
+    return framed_grid(examples, margin, landmarks)
 
 
 def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -181,16 +173,20 @@ def steadiness(points: np.ndarray, affines: np.ndarray,
     return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)
 
 
-def condition_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
-                   margin: float, landmarks: LandmarkSet = IBUG68) -> np.ndarray:  # fmt: skip
-    """One face under each condition: (image, truth, prediction, title) -> a grid of crops,
-    prediction in magenta over truth in green."""
+def framed_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
+                margin: float, landmarks: LandmarkSet = IBUG68) -> np.ndarray:  # fmt: skip
+    """Faces framed from their labelled points: (image, truth, prediction, title) -> a grid of
+    crops, prediction in magenta over truth in green (a NaN prediction, a missed face, is not
+    drawn)."""
     crops, gt_points, pred_points, titles = [], [], [], []
     for image, truth, predicted, title in examples:
         box = square_box(points_extent(truth), margin)
         crop, affine = crop_box(image, box, 224)
         crops.append(crop)
         gt_points.append(apply_affine(affine, truth))
-        pred_points.append(apply_affine(affine, predicted))
+        missed = np.isnan(predicted).any()
+        pred_points.append(
+            np.full_like(truth, -100.0) if missed else apply_affine(affine, predicted)
+        )
         titles.append(title)
     return make_grid(crops, gt_points, pred_points, titles=titles, landmarks=landmarks)

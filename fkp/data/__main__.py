@@ -49,8 +49,8 @@ def convert(source: str, out: str, fmt: str, subsets: list[str], points: int | N
     CSV, or with fmt=csv a folder of .pts files named after the images)."""
     from pathlib import Path
 
-    from fkp.data.formats import read_300w, read_wflw, write_csv, write_pts
-    from fkp.data.io import read_keypoints_csv
+    from fkp.data.formats import read_300w, read_wflw, write_pts
+    from fkp.data.io import read_keypoints_csv, write_keypoints_csv
 
     if fmt == "300w":
         table = read_300w(source, subsets or ["."], points or 68)
@@ -64,7 +64,8 @@ def convert(source: str, out: str, fmt: str, subsets: list[str], points: int | N
             target.parent.mkdir(parents=True, exist_ok=True)
             write_pts(marks, target)
         return f"wrote {len(table)} .pts files under {folder}"
-    path = write_csv(table, out)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    path = write_keypoints_csv(table.names, table.keypoints, out)
     return f"wrote {path}: {len(table)} faces, {table.keypoints.shape[1]} points each"
 
 

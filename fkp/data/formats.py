@@ -8,8 +8,8 @@
   expression, illumination, make-up, occlusion, blur) and the image path under WFLW_images/.
 
 `python -m fkp.data convert <source> <out.csv> --format 300w|wflw [--subsets ...]` writes
-fkp's CSV layout (the YouTube Faces one: image name, x0, y0, ...); `--to-pts <folder>` writes
-a CSV's faces back as .pts files. Errors name the file and line and say the fix.
+fkp's CSV layout (`fkp.data.io.write_keypoints_csv`); `--format csv` writes a CSV's faces back
+as .pts files. Errors name the file and line and say the fix.
 """
 
 from __future__ import annotations
@@ -142,15 +142,3 @@ def read_wflw(path: str | Path, num_points: int = 98) -> KeypointTable:
         boxes=np.stack(boxes).astype(np.float32),
         attributes={a: flags_array[:, i] for i, a in enumerate(WFLW_ATTRIBUTES)},
     )  # fmt: skip
-
-
-def write_csv(table: KeypointTable, path: str | Path) -> Path:
-    """A table in fkp's CSV layout (header, then image name, x0, y0, ...)."""
-    path = Path(path)
-    columns = table.keypoints.shape[1] * 2
-    rows = [",".join(["", *map(str, range(columns))])]
-    for name, points in zip(table.names, table.keypoints):
-        rows.append(",".join([name, *(f"{v:.3f}" for v in points.reshape(-1))]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(rows) + "\n")
-    return path

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fkp.errors import FkpError
+from fkp.files import write_text
 from fkp.landmarks import IBUG68
 
 _PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
@@ -191,3 +192,13 @@ def warn_points_outside(table: KeypointTable, images: list[np.ndarray]) -> int:
             stacklevel=2,
         )
     return count
+
+
+def write_keypoints_csv(names: list[str], keypoints: np.ndarray, path: str | Path) -> Path:
+    """The CSV layout `read_keypoints_csv` reads (header, then image name, x0, y0, ...), written
+    atomically. keypoints: (N, K, 2) pixels."""
+    columns = 2 * (keypoints.shape[1] if len(keypoints) else 0)
+    rows = [",".join(["", *map(str, range(columns))])]
+    for name, points in zip(names, keypoints):
+        rows.append(",".join([name, *(f"{v:.3f}" for v in np.asarray(points).reshape(-1))]))
+    return write_text(Path(path), "\n".join(rows) + "\n")
