@@ -131,9 +131,8 @@ class KeypointModule(pl.LightningModule):
 
     def _evaluate(self, batch: dict, stage: str, batch_idx: int, metrics: KeypointMetrics):
         _, predicted = self._step(batch, stage, batch_idx)
-        # in float32 whatever the training precision: half precision rounds a point at
-        # 453.58 px to 453.75
-        pixels = to_image(predicted.detach().float(), batch["affine"], self.hparams.image_size)
+        # heads decode in float32 and to_image maps in float64, whatever the training precision
+        pixels = to_image(predicted.detach(), batch["affine"], self.hparams.image_size)
         metrics.update(pixels, batch["points"])
         return predicted
 
