@@ -149,6 +149,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
                 flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
                 logger.log_hyperparams(flat, numbers)
+                logger.experiment.flush()  # the writer flushes on a timer; do it before exit
         log.info("run directory: %s", run_dir)
     return metrics
 
