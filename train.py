@@ -5,12 +5,14 @@ Examples:
     python train.py model=resnet18 data.image_size=128 trainer.max_epochs=5
     python train.py -m optimizer.lr=0.01,0.001 model=custom_cnn,resnet18
     python train.py ckpt_path=outputs/train/<run>/checkpoints/last.ckpt   # resume
+    python train.py ckpt_path=last hydra.run.dir=outputs/train/<run>        # the same
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,21 @@ def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -
     if trainer.is_global_zero:
         print(metrics_table(metrics))
     return metrics
+
+
+def resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """The checkpoint to resume from: `ckpt_path` as given, or this run folder's last.ckpt for
+    `ckpt_path=last`, and also when SLURM restarts a requeued job (a preempted or timed-out
+    sweep job comes back in the same folder, `SLURM_RESTART_COUNT` > 0). A fresh run folder
+    starts from scratch either way."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    if ckpt_path == "last" or (ckpt_path is None and requeued):
+        if last.is_file():
+            log.info("resuming from %s", last)
+            return str(last)
+        return None
+    return ckpt_path
 
 
 def metrics_table(metrics: dict) -> str:
@@ -118,7 +135,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
     )
 
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resume_path(cfg.get("ckpt_path"), run_dir)
     if ckpt_path:
         optimizers = model.configure_optimizers()
         optimizer, scheduler = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import shutil
 import time
@@ -21,6 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint  # noqa: E402
 from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from fkp.data.transforms import denormalise  # noqa: E402
+from fkp.files import write_text  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
 RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme", "time_s")
@@ -32,7 +34,8 @@ class EpochRecords(pl.Callback):
     loss-curve PNG beside it, as the epoch ends: a run killed at any point keeps its records.
 
     The write-up lost its first 20 epochs of records; here, a resumed run first copies the
-    earlier rows from the records file beside the checkpoint it resumes from.
+    earlier rows from the records file beside the checkpoint it resumes from (in the same
+    folder, as `ckpt_path=last` does, rows of epochs after the checkpoint are dropped).
     """
 
     def __init__(self, dirpath: str | Path, filename: str = "records.csv",
@@ -47,22 +50,23 @@ class EpochRecords(pl.Callback):
     def _carry_over(self, first_epoch: int) -> None:
         """Copy the resumed run's rows before `first_epoch` (the epoch counter is only
         restored once training starts, hence not in on_fit_start)."""
-        if self._earlier and not self.path.exists():
+        same_folder = self._earlier is not None and self._earlier == self.path.resolve()
+        if self._earlier and (same_folder or not self.path.exists()):
             rows = [r for r in read_records(self._earlier) if int(r["epoch"]) < first_epoch]
             times = [float(r["time_s"]) for r in rows if r.get("time_s")]
             self._offset = times[-1] if times else 0.0  # a resumed run's clock continues
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, RECORD_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, RECORD_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_text(self.path, text.getvalue())  # whole or not at all: it may be the source
         self._earlier = None
 
     def _records_of(self, ckpt_path: str | None) -> Path | None:
         if not ckpt_path:
             return None
         candidate = Path(ckpt_path).resolve().parent.parent / self.path.name
-        return candidate if candidate.is_file() and candidate != self.path.resolve() else None
+        return candidate if candidate.is_file() else None  # (rows past it are dropped)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:

@@ -108,6 +108,30 @@ def test_multirun_runs_each_job_in_its_own_directory(tmp_path):
     assert all((job / "metrics.json").is_file() for job in jobs)
 
 
+@pytest.mark.parametrize("how", ["ckpt_path=last", "SLURM requeue"])
+def test_a_run_resumes_in_its_own_folder(tmp_path, monkeypatch, how):
+    args = [*QUICK, "trainer=debug", "test=false", "seed=0"]
+    train(compose_train(tmp_path, [*args, "trainer.max_epochs=2"]))
+    with (tmp_path / "records.csv").open("a") as f:  # an epoch recorded after the checkpoint
+        f.write("2,0.001,1,1,1,999\n")
+    if how == "SLURM requeue":  # a preempted sweep job is restarted in the same folder
+        monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+        resume = []
+    else:
+        resume = ["ckpt_path=last"]
+    train(compose_train(tmp_path, [*args, "trainer.max_epochs=3", *resume]))
+    rows = _records(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # continued, the stale row replaced
+    times = [float(r["time_s"]) for r in rows]
+    assert times[0] < times[1] < times[2] < 999  # the clock continues from the checkpoint
+
+
+def test_ckpt_path_last_in_a_new_folder_starts_from_scratch(tmp_path):
+    train(compose_train(tmp_path, [*QUICK, "trainer=debug", "trainer.max_epochs=1", "test=false",
+                                   "ckpt_path=last"]))  # fmt: skip
+    assert [int(r["epoch"]) for r in _records(tmp_path)] == [0]
+
+
 def test_resume_after_a_kill_loses_at_most_the_epoch_in_progress(tmp_path):
     first = tmp_path / "first"
     args = ["trainer=debug", "trainer.max_epochs=6", "trainer.limit_train_batches=6", "seed=1"]
