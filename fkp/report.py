@@ -73,8 +73,9 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
         found.extend(sorted({p.parent if p.name == ".hydra" else p for p in below}, key=_natural))
     runs = list(dict.fromkeys(p.resolve() for p in found))
     if not runs:
-        raise FkpError(f"{', '.join(map(str, paths))}: no runs found (a run folder holds "
-                       "records.csv or metrics.json); pass the folders train.py wrote.")  # fmt: skip
+        where = ", ".join(map(str, paths))
+        raise FkpError(f"{where}: no runs found (a run folder holds records.csv or "
+                       "metrics.json); pass the folders train.py wrote.")  # fmt: skip
     return runs
 
 
@@ -103,8 +104,8 @@ def name_runs(runs: list[Run]) -> None:
     shared = set.intersection(*(set(r.overrides) for r in runs)) if len(runs) > 1 else set()
     for run in runs:
         own = [o for o in run.overrides if o not in shared]
-        run.label = " ".join(own) or (" ".join(run.overrides) if len(runs) == 1 else "") or (
-            run.path.name
+        run.label = (
+            " ".join(own) or (" ".join(run.overrides) if len(runs) == 1 else "") or (run.path.name)
         )
 
 
