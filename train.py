@@ -28,6 +28,7 @@ from fkp.checkpoints import check_resume
 from fkp.config import build, validate
 from fkp.errors import Interrupted, reported_as_one_line
 from fkp.files import AtomicCheckpointIO, ensure_writable, write_text
+from fkp.trackers import close_trackers, log_config, log_files
 
 log = logging.getLogger("fkp.train")
 
@@ -151,24 +152,35 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     if cfg.get("test"):
         datamodule.setup("test")
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
     try:
+        log_config(loggers, flat)
         metrics = _fit_validate_test(cfg, trainer, model, datamodule, ckpt_path)
+        if trainer.is_global_zero:
+            _save_metrics(trainer, run_dir, metrics, flat)
     except (SIGTERMException, KeyboardInterrupt):
         where = interrupt.saved or "nothing new (no training step had run)"
         raise Interrupted(
             f"stopped by a signal during epoch {trainer.current_epoch}; the training state "
             f"was saved to {where}; resume with ckpt_path={interrupt.saved or '<last.ckpt>'}."
         ) from None
-    if trainer.is_global_zero:
-        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        for logger in trainer.loggers:
-            if isinstance(logger, pl.loggers.TensorBoardLogger):
-                numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
-                flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
-                logger.log_hyperparams(flat, numbers)
-                logger.experiment.flush()  # the writer flushes on a timer; do it before exit
-        log.info("run directory: %s", run_dir)
+    finally:
+        close_trackers(loggers)  # the next job of an in-process sweep starts its own run
     return metrics
+
+
+def _save_metrics(trainer: pl.Trainer, run_dir: Path, metrics: dict, flat: dict) -> None:
+    """metrics.json, the TensorBoard HPARAMS entry, and the run's files to trackers."""
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    for logger in trainer.loggers:
+        if isinstance(logger, pl.loggers.TensorBoardLogger):
+            numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
+            logger.log_hyperparams(flat, numbers)
+            logger.experiment.flush()  # the writer flushes on a timer; do it before exit
+    run_files = ["metrics.json", "records.csv", "loss_curve.png"]
+    log_files(trainer.loggers, [run_dir / f for f in run_files]
+              + [Path(metrics.get("best_checkpoint") or "")], run_dir)  # fmt: skip
+    log.info("run directory: %s", run_dir)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

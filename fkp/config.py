@@ -19,6 +19,9 @@ from fkp.errors import FkpError
 # `${pid:}` in conf/hydra/default.yaml: run folders are named by time and process id, so two
 # runs started in the same second never share one.
 OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
+# `${abspath:outputs}`: tools that keep their own working folder (MLflow's store) get the
+# absolute form of a path that README's commands give relative to the project root.
+OmegaConf.register_new_resolver("abspath", lambda p: os.path.abspath(p), replace=True)
 
 
 def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> DictConfig:
