@@ -1,3 +1,6 @@
+import importlib
+import importlib.util
+
 import pytest
 from hydra.utils import instantiate
 
@@ -20,7 +23,8 @@ def test_the_issue_groups_and_options_exist():
     assert _options("scheduler") == ["cosine", "none", "plateau"]
     assert _options("loss") == ["mse", "smooth_l1", "wing"]
     assert _options("trainer") == ["cpu", "ddp", "debug", "default", "gpu"]
-    assert _options("logger") == ["csv", "tensorboard"]
+    assert _options("logger") == ["csv", "mlflow", "tensorboard", "wandb"]
+    assert _options("hydra/launcher") == ["slurm"]  # beside the plugins' submitit_*, joblib
     assert {"article", "fast"} <= set(_options("experiment"))
 
 
@@ -42,6 +46,9 @@ def test_default_is_the_write_up_experiment(tmp_path):
     ],  # fmt: skip
 )
 def test_every_group_option_composes_and_instantiates(tmp_path, override):
+    extra = {"logger=mlflow": "mlflow", "logger=wandb": "wandb"}.get(override)
+    if extra and importlib.util.find_spec(extra) is None:
+        pytest.skip(f"{override} needs the track extra: pip install -e '.[track]'")
     cfg = compose_train(tmp_path, [override, "data.image_size=64"])
     optimizer = build(cfg.optimizer)
     scheduler = build(cfg.scheduler) if cfg.get("scheduler") else None
@@ -63,7 +70,6 @@ def test_hparams_search_composes(tmp_path):
 
 def test_every_fkp_target_in_the_configs_exists():
     """conf/ mirrors fkp/: each `_target_` into fkp names an object the package has."""
-    import importlib
 
     targets = set()
     for path in CONF_DIR.rglob("*.yaml"):
