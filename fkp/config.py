@@ -212,6 +212,12 @@ PREDICT_RULES: tuple[Rule, ...] = (
     ("video.beta", _number(0), "a number >= 0", "video.beta=0.05"),
     *DETECTOR_RULES,
 )
+DEMO_RULES: tuple[Rule, ...] = (
+    ("port", lambda v: _integer(1)(v) and v < 65536, "a port number 1-65535", "port=7860"),
+    ("flip_test", _boolean, "true or false", "flip_test=false"),
+    ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
+    *DETECTOR_RULES,
+)
 
 
 def validate(cfg: DictConfig, rules: Sequence[Rule] = TRAIN_RULES) -> None:

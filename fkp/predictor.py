@@ -162,11 +162,14 @@ class FaceKeypointDetector:
         model, transform = OnnxModel(path, threads), load_preprocessing(path)
         return cls(model, transform, detector, flip_test, refine=refine)
 
-    def __call__(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
+    def __call__(
+        self, image: np.ndarray, bgr: bool = False, boxes: np.ndarray | None = None
+    ) -> list[Face]:
         """All faces of the image, left to right. image: (H, W, 3) RGB (or BGR with bgr=True),
-        gray (H, W) or with alpha (H, W, 4), uint8."""
+        gray (H, W) or with alpha (H, W, 4), uint8; boxes: (N, 4) x, y, w, h from
+        `self.detector` when already detected (to time the two steps apart)."""
         rgb = as_rgb(image, bgr)
-        boxes = self.detector.detect(rgb)
+        boxes = self.detector.detect(rgb) if boxes is None else boxes
         if len(boxes) == 0:
             return []
         keypoints, frames = self.refined(rgb, self.frames_of(boxes), self.refine)
