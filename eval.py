@@ -10,6 +10,7 @@ robustness.png (one face under each condition).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import hydra
@@ -41,6 +42,8 @@ DATA_FILES = ("format", "train_csv", "test_csv", "train_images", "test_images", 
               "person_pattern")  # fmt: skip
 COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
            "ms_per_face", "ms_per_image"]  # fmt: skip
+
+log = logging.getLogger("fkp.eval")
 
 
 def load_faces(
@@ -141,20 +144,20 @@ def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) 
             "mirror_consistency": float(consistency.mean()),
         }
     save_image(out / "robustness.png", framed_grid(examples, det.transform.margin, landmarks))
-    print(f"\nrobustness suite: {len(truth)} faces, gt box from the clean points\n")
+    log.info(f"\nrobustness suite: {len(truth)} faces, gt box from the clean points\n")
     names = list(table)
-    print(
+    log.info(
         "| condition | " + " | ".join(f"{m} NME | {m} FR@0.10 | {m} / clean" for m in names) + " |"
     )
-    print("| --- |" + " --- | --- | --- |" * len(names))
+    log.info("| --- |" + " --- | --- | --- |" * len(names))
     for condition in CONDITIONS:
         rows = [table[m][condition] for m in names]
         cells = [
             f"{100 * r['nme']:.2f}% | {100 * r['fr_0.10']:.2f}% | {r['ratio']:.2f}x" for r in rows
         ]
-        print(f"| {condition} | " + " | ".join(cells) + " |")
+        log.info(f"| {condition} | " + " | ".join(cells) + " |")
     cells = [f"{100 * table[m]['mirror_consistency']:.2f}% | | " for m in names]
-    print("| mirror consistency | " + " | ".join(cells) + " |")
+    log.info("| mirror consistency | " + " | ".join(cells) + " |")
     return table
 
 
@@ -162,7 +165,7 @@ def evaluate(cfg: DictConfig) -> dict:
     validate(cfg, EVAL_RULES)
     out = Path(cfg.paths.output_dir)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "newest")
-    print(f"checkpoint: {ckpt}")
+    log.info(f"checkpoint: {ckpt}")
     ensure_writable(out, "hydra.run.dir=<folder>")
     torch.set_num_threads(cfg.threads)
     det = FaceKeypointDetector.from_checkpoint(
@@ -182,7 +185,7 @@ def evaluate(cfg: DictConfig) -> dict:
         summary = {"checkpoint": str(ckpt), "faces": len(names), "split": cfg.csv or cfg.split,
                    "robustness": table}  # fmt: skip
         write_text(out / "robustness.json", json.dumps(summary, indent=2) + "\n")
-        print(f"wrote {out}")
+        log.info(f"wrote {out}")
         return summary
     results = [run_fkp(det, images, truth, p) for p in cfg.protocols]
     if cfg.dlib:
@@ -202,17 +205,17 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.worst:
         grid = worst_grid(images, truth, results[0], cfg.worst, det.transform.margin, landmarks)
         save_image(out / "worst.png", grid)
-    print(f"\n{len(names)} faces, {cfg.csv or cfg.split} split, 1 CPU thread\n")
-    print("| method | " + " | ".join(COLUMNS) + " |")
-    print("| --- |" + " --- |" * len(COLUMNS))
+    log.info(f"\n{len(names)} faces, {cfg.csv or cfg.split} split, 1 CPU thread\n")
+    log.info("| method | " + " | ".join(COLUMNS) + " |")
+    log.info("| --- |" + " --- |" * len(COLUMNS))
     for name, m in metrics.items():
         cells = [_cell(c, m[c]) for c in COLUMNS]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        log.info(f"| {name} | " + " | ".join(cells) + " |")
     regions = [k for k in next(iter(metrics.values())) if k[4:] in landmarks.regions]
     for name, m in metrics.items():
         per_region = ", ".join(f"{k[4:]} {100 * m[k]:.2f}%" for k in regions)
-        print(f"per-region NME, {name}: {per_region}")
-    print(f"wrote {out}")
+        log.info(f"per-region NME, {name}: {per_region}")
+    log.info(f"wrote {out}")
     return summary
 
 

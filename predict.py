@@ -234,7 +234,7 @@ def predict(cfg: DictConfig) -> int:
                     name = f"{stems[path]}_{k:02d}.png"
                     save_image(out / "faces" / name, crop)
                     rows.append((name, points))
-            print(f"{path}: {len(faces)} face(s)")
+            log.info(f"{path}: {len(faces)} face(s)")
         except FkpError as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
@@ -242,7 +242,7 @@ def predict(cfg: DictConfig) -> int:
     if rows:  # the training CSV's layout, so predictions can be reviewed and trained on
         names, points = zip(*rows)
         write_keypoints_csv(list(names), np.stack(points), out / "keypoints.csv")
-    print(f"wrote {out}")
+    log.info(f"wrote {out}")
     return failed
 
 

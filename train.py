@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fkp.callbacks import SaveOnInterrupt
+from fkp.callbacks import SaveOnInterrupt, quiet_lightning
 from fkp.checkpoints import check_resume
 from fkp.config import build, validate
 from fkp.errors import Interrupted, reported_as_one_line
@@ -31,6 +31,7 @@ from fkp.files import AtomicCheckpointIO, ensure_writable, write_text
 from fkp.trackers import close_trackers, log_config, log_files
 
 log = logging.getLogger("fkp.train")
+quiet_lightning()
 
 
 def _flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
@@ -62,7 +63,7 @@ def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -
         metrics.update({k: float(v) for k, v in results[0].items()})
         metrics["best_checkpoint"] = best
     if trainer.is_global_zero:
-        print(metrics_table(metrics))
+        log.info(metrics_table(metrics))
     return metrics
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,19 @@ from fkp.data.transforms import denormalise  # noqa: E402
 from fkp.files import write_text  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
+log = logging.getLogger("fkp.train")
+
 RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme", "time_s")
+
+
+def quiet_lightning() -> None:
+    """Drop console lines that tell a user nothing about their run: Lightning's advert for its
+    cloud logger, and a deprecation inside Lightning itself (not fixable here)."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    rank_zero.addFilter(
+        lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 class EpochRecords(pl.Callback):
@@ -90,6 +104,10 @@ class EpochRecords(pl.Callback):
                 writer.writeheader()
             writer.writerow(row)
         plot_records(read_records(self.path), self.plot_path)
+        numbers = " ".join(f"{k} {row[k]:.4g}" for k in RECORD_FIELDS[2:4] if row[k] != "")
+        nme = f" val/nme {100 * row['val/nme']:.2f}%" if row["val/nme"] != "" else ""
+        lr = f" lr {row['lr']:.3g}" if isinstance(row["lr"], float) else ""
+        log.info("epoch %d: %s%s%s (%.0f s)", row["epoch"], numbers, nme, lr, row["time_s"])
 
 
 def read_records(path: Path) -> list[dict[str, str]]:

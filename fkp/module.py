@@ -71,6 +71,8 @@ class KeypointModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.loss = loss if loss is not None else nn.MSELoss()
         self.val_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
+        # Lightning's model summary counts FLOPs and shapes from this (0 without it)
+        self.example_input_array = torch.zeros(1, 1 if grayscale else 3, image_size, image_size)
         self.test_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
 
     @classmethod

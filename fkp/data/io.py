@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+import logging
 import re
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ import pandas as pd
 from fkp.errors import FkpError
 from fkp.files import write_text
 from fkp.landmarks import IBUG68
+
+log = logging.getLogger("fkp.data")
 
 _PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
 
@@ -186,10 +188,9 @@ def warn_points_outside(table: KeypointTable, images: list[np.ndarray]) -> int:
     outside = ((kp < 0) | (kp > sizes[:, None, :])).any(axis=(1, 2))
     count = int(outside.sum())
     if count:
-        warnings.warn(
+        log.warning(
             f"{table.csv_path}: {count} of {len(table)} rows have keypoints outside their image "
-            "(kept as they are).",
-            stacklevel=2,
+            "(kept as they are)."
         )
     return count
 
