@@ -116,6 +116,14 @@ def load_runs(paths: list[str | Path], metric: str = "val/nme") -> list[Run]:
     return sorted(runs, key=lambda r: (math.isnan(r.value(metric)), r.value(metric)))
 
 
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it (as the user typed it), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _percent(value: float) -> str:
     return "-" if math.isnan(value) else f"{100 * value:.2f}%"
 
@@ -138,7 +146,7 @@ def table(runs: list[Run], metric: str = "val/nme") -> str:
             str(epochs),
             f"{times[-1] / 60:.1f}" if times else "-",
             "finished" if run.finished else ("running or stopped" if epochs else "no epochs"),
-            str(run.path),
+            _shown(run.path),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
