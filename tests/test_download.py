@@ -85,8 +85,9 @@ def test_interrupted_download_installs_nothing(data_dir, tmp_path, server):
 
 
 def test_unreachable_server_says_how_to_work_offline(tmp_path):
-    with pytest.raises(FkpError, match=r"could not download .*unzip it into"):
-        ensure_dataset(tmp_path / "yf", url="http://127.0.0.1:9/none.zip")
+    with pytest.raises(FkpError, match=r"could not download .*unzip it into.*FKP_DATA_DIR"):
+        ensure_dataset(tmp_path / "data" / "yf", url="http://127.0.0.1:9/none.zip")
+    assert list(tmp_path.iterdir()) == []  # no empty data/ folder left behind
 
 
 def test_not_a_zip_installs_nothing(tmp_path, server):

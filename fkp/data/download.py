@@ -8,6 +8,7 @@ known SHA-256 sums, and only then is it renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -69,8 +70,21 @@ def download_release(data_dir: Path, url: str, sha256: dict[str, str]) -> None:
     sha256: expected checksums of files inside the zip, by name relative to its data folder.
     """
     parent = data_dir.parent
+    created = [
+        p for p in [parent, *parent.parents] if not p.exists()
+    ]  # made here, removed on failure
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(parent, data_dir.name)
+    try:
+        _download_into(parent, data_dir, url, sha256)
+    except BaseException:
+        for folder in created:  # innermost first; only folders left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _download_into(parent: Path, data_dir: Path, url: str, sha256: dict[str, str]) -> None:
     prefix = f".{data_dir.name}-partial-{os.getpid()}-"
     with tempfile.TemporaryDirectory(dir=parent, prefix=prefix) as tmp:
         archive = _fetch(url, Path(tmp), data_dir)
