@@ -78,7 +78,9 @@ def export(
                 dynamic_axes={"image": {0: "batch"}, "keypoints": {0: "batch"}}, dynamo=False,
             )  # fmt: skip
     elif fmt == "torchscript":
-        torch.jit.trace(model, example).save(target)
+        with warnings.catch_warnings():  # asked for by name; torch's deprecation notice is noise
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.trace(model, example).save(target)
     else:
         raise FkpError(f"format={fmt} is unknown; use onnx or torchscript.")
     return path

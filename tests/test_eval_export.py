@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,10 @@ def test_exported_model_agrees_with_pytorch_on_real_images(
     if fmt == "onnx":
         exported = FaceKeypointDetector.from_onnx(path)
     else:  # TorchScript behind the same API
-        exported = FaceKeypointDetector(torch.jit.load(str(path)), det.transform)
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch, still loads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(path))
+        exported = FaceKeypointDetector(scripted, det.transform)
     got = np.stack([exported.keypoints_in(im, b[None])[0] for im, b in zip(images, boxes)])
     assert np.abs(got - expected).max() < 0.01  # pixels
     batch = torch.randn(5, 1, 64, 64)  # dynamic batch size
