@@ -34,12 +34,14 @@ RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme", "time_s")
 
 def quiet_lightning() -> None:
     """Drop console lines that tell a user nothing about their run: Lightning's advert for its
-    cloud logger, and a deprecation inside Lightning itself (not fixable here)."""
+    cloud logger, a deprecation inside Lightning itself (not fixable here), and its notice
+    that a run resumed in its own folder (`ckpt_path=last`) finds checkpoints there."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     rank_zero.addFilter(
         lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 class EpochRecords(pl.Callback):
