@@ -74,20 +74,23 @@ def read_upload(path: str | None) -> np.ndarray:
     """The uploaded file as RGB, or one sentence saying what is wrong with it."""
     if not path:
         raise FkpError("no photo yet: upload one or take a webcam picture.")
-    try:
-        from PIL import Image
+    from PIL import Image
 
-        with Image.open(path) as probe:  # reads the header only
+    try:
+        with Image.open(path) as probe:  # the header only: refuse a huge photo before decoding
             width, height = probe.size
-        if width * height > MAX_MEGAPIXELS * 1e6:
-            raise FkpError(
-                f"this photo is {width}x{height} ({width * height / 1e6:.0f} megapixels), more "
-                f"than the page takes ({MAX_MEGAPIXELS}); resize it below that and upload it again."
-            )
-    except FkpError:
-        raise
+    except Image.DecompressionBombError:  # PIL's own limit, far beyond the page's
+        raise FkpError(
+            f"this photo has far more than {MAX_MEGAPIXELS} megapixels, more than the page "
+            "takes; resize it below that and upload it again."
+        ) from None
     except Exception:  # not something PIL knows; OpenCV below says whether it is an image
-        pass
+        width = height = 0
+    if width * height > MAX_MEGAPIXELS * 1e6:
+        raise FkpError(
+            f"this photo is {width}x{height} ({width * height / 1e6:.0f} megapixels), more "
+            f"than the page takes ({MAX_MEGAPIXELS}); resize it below that and upload it again."
+        )
     try:
         return decode_image(path)
     except FkpError:

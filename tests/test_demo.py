@@ -1,8 +1,8 @@
 """demo.py in a real headless browser: Debian's chromium driven by selenium, nothing downloaded.
 
 Skipped with a reason where Gradio, selenium or chromium is missing; .ci/run installs them.
-Set FKP_DEMO_SCREENSHOT=<file.png> to keep the screenshot (README's picture, docs/demo.jpg,
-is made so, then re-encoded as JPEG).
+Set FKP_DEMO_SCREENSHOT=<file.png|.jpg> to keep the screenshot (README's picture, docs/demo.jpg,
+is made so).
 """
 
 import importlib.util
@@ -117,8 +117,12 @@ def test_the_sample_photo_that_ships_in_the_repository(demo_url, browser):
     assert "1 face(s)" in timing
     keep = os.environ.get("FKP_DEMO_SCREENSHOT")  # README's picture
     if keep:
+        import cv2
+        import numpy as np
+
         time.sleep(1)  # let the image fade in
-        browser.save_screenshot(keep)
+        png = np.frombuffer(browser.get_screenshot_as_png(), np.uint8)
+        cv2.imwrite(keep, cv2.imdecode(png, cv2.IMREAD_COLOR), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def _toast(driver) -> str | None:

@@ -70,9 +70,8 @@ def download_release(data_dir: Path, url: str, sha256: dict[str, str]) -> None:
     sha256: expected checksums of files inside the zip, by name relative to its data folder.
     """
     parent = data_dir.parent
-    created = [
-        p for p in [parent, *parent.parents] if not p.exists()
-    ]  # made here, removed on failure
+    # folders made here are removed again on failure
+    created = [p for p in [parent, *parent.parents] if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(parent, data_dir.name)
     try:
