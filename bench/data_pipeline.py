@@ -3,7 +3,8 @@
 The starter style (the course's data_load.py) reads the CSV row with pandas, decodes the image
 with matplotlib, rescales, crops and normalises on every access; it reads the release's own
 format, PNG with alpha (re-encoded here from the data folder, pixel for pixel). fkp decodes once
-into memory and runs the Hydra-configured albumentations pipeline. Run from the project root:
+into memory (or, with data.cache=false, reads each image when its sample is drawn), frames the
+face from the original image and runs the Hydra-configured albumentations pipeline. Run from the project root:
 
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/data_pipeline.py
 
@@ -28,6 +29,7 @@ from common import Row, hardware, print_rows
 
 from fkp.config import build, compose_config
 from fkp.data import FaceKeypointsDataModule, KeypointsDataset, decode_image
+from fkp.data.io import ImageFiles
 from fkp.data.transforms import KEYPOINTS, RandomSimilarity
 
 
@@ -98,7 +100,8 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
     dm.setup("fit")
     train = dm.datasets["train"]
     seconds_to_cache = time.perf_counter() - start
-    what = "data: decode + frame the training split once"
+    train.images_dir = dm.data_dir / dm.files["train"][1]
+    what = "data: decode the training split once"
     rows: list[Row] = [(what, f"{len(train.images)} faces", seconds_to_cache, "s")]
     with tempfile.TemporaryDirectory() as tmp:
         frame = release_format_copy(dm, 500, Path(tmp))
@@ -111,6 +114,11 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
                 transform = build(sized.data).train_transform
                 data = KeypointsDataset(train.images, train.keypoints, train.names, transform)
                 rate_of[label] = rate(data, seconds)
+                if grayscale:  # images read from disk on every access (data.cache=false)
+                    files = ImageFiles(train.images_dir, train.names)
+                    rate_of["disk"] = rate(
+                        KeypointsDataset(files, train.keypoints, train.names, transform), seconds
+                    )
                 if grayscale:  # the same draws through albumentations' general Affine
                     steps = [_as_albumentations_affine(t) for t in transform.pipeline.transforms]
                     transform.pipeline = A.Compose(steps, keypoint_params=KEYPOINTS)
@@ -119,6 +127,7 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
             names = {
                 "starter": "data: starter style (decode + rescale + crop + normalise)",
                 "grayscale": "data: fkp train pipeline, cached, grayscale",
+                "disk": "data: fkp train pipeline, read from disk (cache=false), grayscale",
                 "affine": "data: ... with albumentations.Affine, grayscale",
                 "RGB": "data: fkp train pipeline, cached, RGB",
             }

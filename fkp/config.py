@@ -116,6 +116,7 @@ TRAIN_RULES: tuple[Rule, ...] = (
     ("data.limit", _optional(_integer(1)), "a whole number >= 1, or null", "data.limit=100"),
     ("data.seed", _integer(0), "a whole number >= 0", "data.seed=42"),
     ("data.pin_memory", _boolean, "true or false", "data.pin_memory=false"),
+    ("data.cache", _boolean, "true or false", "data.cache=false"),
     ("data.download", _boolean, "true or false", "data.download=true"),
     ("data.mean", _three_numbers(False), "three numbers >= 0", "data.mean=[0.485,0.456,0.406]"),
     ("data.std", _three_numbers(True), "three numbers > 0", "data.std=[0.229,0.224,0.225]"),

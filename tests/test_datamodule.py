@@ -77,6 +77,35 @@ def test_images_are_decoded_once_for_all_epochs(tiny_data, monkeypatch):
     assert len(calls) == 40
 
 
+def test_without_cache_images_are_read_when_drawn(tiny_data, monkeypatch):
+    """data.cache=false: nothing is decoded up front, each access reads its image, and the
+    samples are the ones the cached data set gives."""
+    calls = []
+    real = io.decode_image
+    monkeypatch.setattr(io, "decode_image", lambda p: calls.append(p) or real(p))
+    lazy = _datamodule(tiny_data, "data.cache=false", "data.val_split=frame")
+    lazy.setup("fit")
+    assert calls == [] and isinstance(lazy.datasets["val"].images, io.ImageFiles)
+    cached = _datamodule(tiny_data, "data.val_split=frame")
+    cached.setup("fit")
+    calls.clear()
+    batches = [next(iter(dm.val_dataloader())) for dm in (lazy, cached)]
+    assert len(calls) == 4  # the lazy batch read its 4 images; the cached one none
+    assert batches[0]["name"] == batches[1]["name"]
+    assert torch.equal(batches[0]["image"], batches[1]["image"])
+    assert torch.equal(batches[0]["keypoints"], batches[1]["keypoints"])
+    workers = _datamodule(tiny_data, "data.cache=false", "data.num_workers=2")
+    workers.setup("fit")
+    assert sum(len(b["name"]) for b in workers.train_dataloader()) == len(workers.datasets["train"])
+
+
+def test_without_cache_a_missing_image_is_named_before_training(tiny_data):
+    (tiny_data / "training" / io.read_keypoints_csv(tiny_data / "training_frames_keypoints.csv")
+     .names[3]).unlink()  # fmt: skip
+    with pytest.raises(FkpError, match="1 listed image.s. missing"):
+        _datamodule(tiny_data, "data.cache=false").setup("fit")
+
+
 def test_workers_draw_different_augmentations(tiny_data):
     dm = _datamodule(tiny_data, "data.num_workers=2", "data.batch_size=2")
     dm.setup("fit")

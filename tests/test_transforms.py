@@ -167,3 +167,51 @@ def test_random_similarity_moves_image_and_points_together():
         out = pipeline(image=image, keypoints=np.array([[40.0, 20.0]], np.float32))
         y, x = np.unravel_index(out["image"].argmax(), out["image"].shape)
         assert np.abs(np.array([x, y]) - out["keypoints"][0]).max() <= 1.0
+
+
+def test_framing_steps_warp_from_the_original_image(faces):
+    """A rotation in the framing shows the image around the box; the same rotation applied to
+    the frame shows black corners. Both map back to the labelled points exactly."""
+    images, keypoints = faces
+    image = np.full((600, 600, 3), 200, np.uint8)  # a plain image much larger than the face
+    points = keypoints[0] - points_extent(keypoints[0])[:2] + 300  # the face in its middle
+    spin = dict(rotate=(30, 30), scale=(0.8, 0.8), translate=(0, 0), p=1)
+    framed = KeypointTransform(64, framing=[RandomSimilarity(**spin)], margin=0.5)
+    after = KeypointTransform(64, transforms=[RandomSimilarity(**spin)], margin=0.5)
+    for transform in (framed, after):
+        out = transform(image, transform.box_for(points), points)
+        back = to_image(out["keypoints"], out["affine"], 64)
+        assert np.abs(back - points).max() < 1e-3
+        # the draw turned the face 30 degrees and shrank it to 0.8x of the plain framing
+        (a, b), _ = out["affine"][:, :2]
+        assert np.isclose(np.hypot(a, b), 0.8 * 64 / transform.box_for(points)[2], rtol=1e-4)
+        assert np.isclose(np.degrees(np.arctan2(b, a)), 30, atol=1e-3)
+    corner = slice(0, 4)
+    framed_pixels = framed.to_pixels(framed(image, framed.box_for(points))["image"])
+    after_pixels = after.to_pixels(after(image, after.box_for(points))["image"])
+    assert framed_pixels[corner, corner].min() == 200
+    assert after_pixels[corner, corner].max() == 0
+
+
+def test_framing_takes_only_geometric_steps():
+    from fkp.data.transforms import build_framing
+    from fkp.errors import FkpError
+
+    spec = {"_target_": "fkp.data.transforms.FramingJitter", "shift_std": [0.1, 0.1]}
+    assert type(build_framing([spec])[0]).__name__ == "FramingJitter"
+    with pytest.raises(FkpError, match=r"data.train_framing\[0\]: GaussianBlur cannot be part"):
+        build_framing([{"_target_": "albumentations.GaussianBlur"}], "data.train_framing")
+
+
+def test_framing_draws_are_reseeded(faces):
+    images, keypoints = faces
+    step = RandomSimilarity(rotate=(-40, 40), scale=(0.7, 1.2), p=0.6)
+    transform = KeypointTransform(64, framing=[step], margin=0.5)
+
+    def draws():
+        transform.reseed(7)
+        return [transform(images[0], transform.box_for(keypoints[0]))["affine"] for _ in range(6)]
+
+    first, second = draws(), draws()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert len({a.tobytes() for a in first}) > 1  # the draws differ from sample to sample

@@ -18,8 +18,15 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
 from fkp.data.formats import WFLW_ATTRIBUTES, read_300w, read_wflw
-from fkp.data.io import KeypointTable, load_images, person_of, read_keypoints_csv
-from fkp.data.transforms import KeypointTransform, build_transforms
+from fkp.data.io import (
+    ImageFiles,
+    KeypointTable,
+    check_images_exist,
+    load_images,
+    person_of,
+    read_keypoints_csv,
+)
+from fkp.data.transforms import KeypointTransform, build_framing, build_transforms
 from fkp.errors import FkpError
 from fkp.landmarks import LandmarkSet, landmark_set
 
@@ -27,37 +34,36 @@ log = logging.getLogger(__name__)
 
 
 class KeypointsDataset(Dataset):
-    """Faces framed once and held in memory, augmented on every access.
+    """Faces framed from their original images and augmented on every access.
 
-    images: N decoded images (RGB, or `transform.prepare`d); keypoints: (N, K, 2) original
-    pixels. Each face is framed around its labelled points when the data set is made.
+    images: N images, decoded in memory (RGB, or `transform.prepare`d) or an `ImageFiles` that
+    reads each one when asked; keypoints: (N, K, 2) original pixels. Each access frames the
+    face around its labelled points (with the transform's random framing, if any) straight
+    from the original image, so rotations and zooms see the real surroundings.
     A sample holds image (C, S, S), keypoints (K, 2) in [-1, 1], affine (2, 3) original ->
     input pixels, points (K, 2) original pixels relabelled like keypoints, name, index.
     """
 
     def __init__(
         self,
-        images: list[np.ndarray],
+        images: list[np.ndarray] | ImageFiles,
         keypoints: np.ndarray,
         names: list[str],
         transform: KeypointTransform,
     ) -> None:
         self.images = images
         self.keypoints = keypoints
-        self.names = names
+        self.names = list(names)
         self.transform = transform
-        framed = [transform.frame(im, box) for im, box in zip(images, transform.box_for(keypoints))]
-        self.frames = [frame for frame, _ in framed]
-        self.frame_affines = [affine for _, affine in framed]
+        self.boxes = transform.box_for(keypoints)  # (N, 3)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.transform.from_frame(
-            self.frames[index], self.frame_affines[index], self.keypoints[index]
-        )
         points = self.keypoints[index]
+        frame, affine = self.transform.frame(self.images[index], self.boxes[index])
+        sample = self.transform.from_frame(frame, affine, points)
         mirrored = sample.pop("mirrored")
         sample["points"] = points[self.transform.landmarks.flip_index] if mirrored else points
         sample["name"] = self.names[index]
@@ -90,7 +96,11 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
 
     image_size, grayscale, margin, frame_scale, mean, std: the framing and input format,
     shared by the training transform (framing + `train_transforms`) and the evaluation one
-    (framing + `eval_transforms`); see `KeypointTransform`. Transforms come as albumentations
+    (framing + `eval_transforms`); see `KeypointTransform`. `train_framing` lists the random
+    geometric steps (RandomSimilarity, FramingJitter) that are part of the training framing,
+    warped from the original image. cache: decode every image once and keep it (fast), or
+    read each image in the loader workers when its sample is drawn (memory stays flat
+    whatever the number of rows). Transforms come as albumentations
     objects or as specs (`{"_target_": "albumentations.CenterCrop", ...}`, the config's form),
     which are built from an allow-list (`fkp.data.transforms.build_transform`). Prediction rebuilds
     `eval_transform` from the same settings, so it sees faces exactly as evaluation does.
@@ -106,6 +116,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         train_transforms: Sequence[A.BasicTransform | Mapping] = (),
+        train_framing: Sequence[A.BasicTransform | Mapping] = (),
         eval_transforms: Sequence[A.BasicTransform | Mapping] = (),
         train_csv: str | Sequence[str] = TRAIN_CSV,
         test_csv: str | Sequence[str] = TEST_CSV,
@@ -124,6 +135,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         format: Literal["csv", "300w", "wflw"] = "csv",
         test_subset: str | None = None,
         person_pattern: str | None = None,
+        cache: bool = True,
     ) -> None:
         super().__init__()
         if format not in ("csv", "300w", "wflw"):
@@ -148,7 +160,8 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         )
         train_steps = build_transforms(train_transforms, "data.train_transforms")
         eval_steps = build_transforms(eval_transforms, "data.eval_transforms")
-        self.train_transform = KeypointTransform(transforms=train_steps, **shared)
+        framing = build_framing(train_framing, "data.train_framing")
+        self.train_transform = KeypointTransform(transforms=train_steps, framing=framing, **shared)
         self.eval_transform = KeypointTransform(transforms=eval_steps, **shared)
         self.files = {"train": (train_csv, train_images), "test": (test_csv, test_images)}
         self.val_split = val_split
@@ -158,27 +171,33 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.cache = cache
         self.download = download
         self.url = url
         self._tables: dict[str, KeypointTable] = {}
-        self._images: dict[str, list[np.ndarray]] = {}
+        self._images: dict[str, list[np.ndarray] | ImageFiles] = {}
         self.datasets: dict[str, KeypointsDataset] = {}
 
     def prepare_data(self) -> None:
         ensure_dataset(self.data_dir, download=self.download, url=self.url)
 
-    def _load(self, which: str) -> tuple[KeypointTable, list[np.ndarray]]:
-        """Read and decode one CSV's images, once for the life of the module."""
+    def _load(self, which: str) -> tuple[KeypointTable, list[np.ndarray] | ImageFiles]:
+        """Read one split's annotations and decode its images (with `cache`), once for the
+        life of the module."""
         if which not in self._tables:
             if not self.data_dir.is_dir():
                 self.prepare_data()
             table, folder = self.read_split(which)
             if self.limit:
                 table = table.subset(np.arange(min(self.limit, len(table))))
-            log.info("decoding %d images of %s", len(table), table.csv_path.name)
-            images = load_images(table, folder)
+            if self.cache:
+                log.info("decoding %d images of %s", len(table), table.csv_path.name)
+                images = load_images(table, folder)
+                self._images[which] = [self.train_transform.prepare(im) for im in images]
+            else:  # the loader workers decode each image when its sample is drawn
+                check_images_exist(table, folder)
+                self._images[which] = ImageFiles(folder, table.names)
             self._tables[which] = table
-            self._images[which] = [self.train_transform.prepare(im) for im in images]
         return self._tables[which], self._images[which]
 
     def read_split(self, which: str) -> tuple[KeypointTable, Path]:
@@ -205,7 +224,10 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
     def _dataset(self, which: str, rows: np.ndarray | None, transform: KeypointTransform):
         table, images = self._load(which)
         if rows is not None:
-            table, images = table.subset(rows), [images[i] for i in rows]
+            table = table.subset(rows)
+            images = (
+                images.subset(rows) if isinstance(images, ImageFiles) else [images[i] for i in rows]
+            )
         return KeypointsDataset(images, table.keypoints, table.names, transform)
 
     def val_rows(self, names: list[str]) -> np.ndarray:

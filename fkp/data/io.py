@@ -172,6 +172,29 @@ def check_images_exist(table: KeypointTable, image_dir: Path) -> None:
         )
 
 
+class ImageFiles:
+    """A table's images, decoded only when indexed: stands in for the list `load_images` makes
+    where the images would not fit in memory (the loader workers read each one when its sample
+    is drawn). Paths are kept in one NumPy string array, so forked workers touching them do not
+    copy the memory (a Python list's reference counts would).
+
+    images[i]: (H, W, 3) RGB uint8, as `decode_image` returns it.
+    """
+
+    def __init__(self, image_dir: str | Path, names: list[str] | np.ndarray) -> None:
+        self.image_dir = Path(image_dir)
+        self.names = np.asarray(names, dtype=str)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return decode_image(self.image_dir / str(self.names[index]))
+
+    def subset(self, index: np.ndarray | list[int]) -> ImageFiles:
+        return ImageFiles(self.image_dir, self.names[np.asarray(index, dtype=int)])
+
+
 def load_images(table: KeypointTable, image_dir: Path, workers: int = 4) -> list[np.ndarray]:
     """Decode every image of the table (in threads: OpenCV releases the GIL while decoding)."""
     check_images_exist(table, image_dir)

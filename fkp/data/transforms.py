@@ -4,8 +4,9 @@ The geometry has one source of truth, used by training, metrics and prediction a
 
 1. Framing: a square box (cx, cy, side) in original-image pixels, from the labelled points
    (training, ground-truth-box evaluation) or from a face detector (prediction), is warped to
-   a `frame_size` square; borders are padded, never shifted. Being deterministic, data sets
-   do it once and cache the frames.
+   a `frame_size` square; borders are padded, never shifted. For training, geometric steps
+   listed as `framing` (rotation, zoom, shift) are drawn per sample and joined to this warp,
+   so a rotated or zoomed-out face shows what really surrounds it in the original image.
 2. An albumentations pipeline from the Hydra config (random for training, deterministic for
    evaluation and prediction) crops/augments that frame to `image_size`.
 3. Keypoints of the input image are normalised to [-1, 1] by `normalise` and come back with
@@ -81,10 +82,14 @@ def crop_box(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray,
     Returns the crop and its (2, 3) affine, image -> crop pixels.
     """
     affine = box_affine(box, size)
-    crop = cv2.warpAffine(
+    return warp(image, affine, size), affine
+
+
+def warp(image: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
+    """`size` x `size` pixels of the image under a (2, 3) affine, borders padded black."""
+    return cv2.warpAffine(
         image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    return crop, affine
 
 
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -179,6 +184,13 @@ class RandomSimilarity(A.DualTransform):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("rotate", "scale", "translate", "fill")
+
+    def draw_matrix(self, size: int) -> np.ndarray | None:
+        """One draw for a `size` square, as a (2, 3) affine of its pixels, or None when this
+        sample skips the step (p); used where the step is joined to the framing warp."""
+        if not self.should_apply():
+            return None
+        return self.get_params_dependent_on_data({"shape": (size, size)}, {})["matrix"]
 
 
 class FramingJitter(RandomSimilarity):
@@ -311,6 +323,20 @@ TRANSFORM_SETTINGS = ("image_size", "grayscale", "margin", "frame_scale", "mean"
 OPTIONAL_SETTINGS = ("landmarks",)
 
 
+def build_framing(specs: Sequence | None, where: str = "framing") -> list[RandomSimilarity]:
+    """Framing steps (`KeypointTransform`'s `framing`): RandomSimilarity or FramingJitter specs,
+    whose draws become part of the warp from the original image."""
+    steps = build_transforms(specs, where)
+    for i, step in enumerate(steps):
+        if not isinstance(step, RandomSimilarity):
+            raise FkpError(
+                f"{where}[{i}]: {type(step).__name__} cannot be part of the framing; use "
+                "fkp.data.transforms.RandomSimilarity or FramingJitter there, and put other "
+                "transforms in data.train_transforms."
+            )
+    return steps
+
+
 def transform_from_record(record: Mapping, where: str) -> KeypointTransform:
     """The evaluation transform from a stored record (a checkpoint's data config, an export
     file's preprocessing): TRANSFORM_SETTINGS plus `eval_transforms` specs, checked as data."""
@@ -349,6 +375,9 @@ class KeypointTransform:
             points is (`square_box`); detector boxes are brought to the same framing.
         landmarks: the landmark set (`fkp.landmarks`): its flip pairs relabel mirrored faces;
             default the 68-point iBUG markup.
+        framing: random geometric steps (RandomSimilarity, FramingJitter, or their specs)
+            drawn per sample and joined to the framing warp (step 1), so they see the original
+            image around the box instead of the frame's black border; training only.
     """
 
     def __init__(
@@ -361,8 +390,10 @@ class KeypointTransform:
         std: Sequence[float] = (0.229, 0.224, 0.225),
         margin: float = 0.25,
         landmarks: LandmarkSet | dict | str | None = None,
+        framing: Sequence[A.BasicTransform | Mapping] = (),
     ) -> None:
         self.image_size = int(image_size)
+        self.framing = build_framing(framing)
         self.landmarks = landmark_set(landmarks)
         self.frame_size = max(self.image_size, round(self.image_size * frame_scale))
         self.grayscale = grayscale
@@ -379,6 +410,8 @@ class KeypointTransform:
         """albumentations draws from its own generators; seed them for reproducible samples."""
         if self.pipeline is not None:
             self.pipeline.set_random_seed(seed % 2**32)
+        for i, step in enumerate(self.framing):
+            step.set_random_seed((seed + i + 1) % 2**32)
 
     @property
     def channels(self) -> int:
@@ -400,12 +433,17 @@ class KeypointTransform:
         return square_box(points_extent(keypoints), self.margin)
 
     def frame(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the square box to the frame (step 1); deterministic, so data sets cache it.
+        """Warp the square box to the frame (step 1), with this sample's draws of `framing`.
 
         image: (H, W, 3) RGB uint8 or a `prepare`d one; box: (3,) cx, cy, side in pixels.
         Returns the frame (F, F[, 3]) uint8 and its (2, 3) affine, original -> frame pixels.
         """
-        return crop_box(self.prepare(image), box, self.frame_size)
+        affine = box_affine(box, self.frame_size)
+        for step in self.framing:
+            matrix = step.draw_matrix(self.frame_size)
+            if matrix is not None:
+                affine = matrix @ _to_3x3(affine)
+        return warp(self.prepare(image), affine, self.frame_size), affine
 
     def __call__(
         self, image: np.ndarray, box: np.ndarray, keypoints: np.ndarray | None = None
