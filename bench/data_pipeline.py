@@ -4,7 +4,8 @@ The starter style (the course's data_load.py) reads the CSV row with pandas, dec
 with matplotlib, rescales, crops and normalises on every access; it reads the release's own
 format, PNG with alpha (re-encoded here from the data folder, pixel for pixel). fkp decodes once
 into memory (or, with data.cache=false, reads each image when its sample is drawn), frames the
-face from the original image and runs the Hydra-configured albumentations pipeline. Run from the project root:
+face from the original image and runs the Hydra-configured albumentations pipeline. Run from
+the project root:
 
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/data_pipeline.py
 

@@ -192,8 +192,8 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
                 table = table.subset(np.arange(min(self.limit, len(table))))
             if self.cache:
                 log.info("decoding %d images of %s", len(table), table.csv_path.name)
-                images = load_images(table, folder)
-                self._images[which] = [self.train_transform.prepare(im) for im in images]
+                prepare = self.train_transform.prepare
+                self._images[which] = load_images(table, folder, prepare=prepare)
             else:  # the loader workers decode each image when its sample is drawn
                 check_images_exist(table, folder)
                 self._images[which] = ImageFiles(folder, table.names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,11 +196,23 @@ class ImageFiles:
         return ImageFiles(self.image_dir, self.names[np.asarray(index, dtype=int)])
 
 
-def load_images(table: KeypointTable, image_dir: Path, workers: int = 4) -> list[np.ndarray]:
-    """Decode every image of the table (in threads: OpenCV releases the GIL while decoding)."""
+def load_images(
+    table: KeypointTable,
+    image_dir: Path,
+    workers: int = 4,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Decode every image of the table (in threads: OpenCV releases the GIL while decoding),
+    each passed through `prepare` as soon as it is decoded, so the full-colour copies of a
+    grayscale data set never pile up."""
     check_images_exist(table, image_dir)
+
+    def read(name: str) -> np.ndarray:
+        image = decode_image(image_dir / name)
+        return prepare(image) if prepare else image
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        images = list(pool.map(decode_image, (image_dir / n for n in table.names)))
+        images = list(pool.map(read, table.names))
     warn_points_outside(table, images)
     return images
 
