@@ -24,14 +24,18 @@ OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("abspath", lambda p: os.path.abspath(p), replace=True)
 
 
-def compose_config(groups: dict[str, str], overrides: Sequence[str] = ()) -> DictConfig:
+def compose_config(
+    groups: dict[str, str], overrides: Sequence[str] = (), config_name: str | None = None
+) -> DictConfig:
     """The config made of the named group options plus command-line style overrides.
 
-    groups: e.g. {"data": "youtube_faces", "paths": "default"}.
+    groups: e.g. {"data": "youtube_faces", "paths": "default"}; config_name: a primary config
+    of conf/ to start from instead ("train": then `experiment=...` overrides work too).
     """
+    added = [f"+{g}={o}" for g, o in groups.items()]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(overrides=[f"+{g}={o}" for g, o in groups.items()] + list(overrides))
+            cfg = compose(config_name, overrides=added + list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise FkpError(f"config: {e}".replace("\n", " ")) from None
     return cfg

@@ -26,6 +26,9 @@ def test_show_writes_a_grid_of_augmented_samples(tiny_data, tmp_path):
     assert image.shape == (2 * 224, 2 * 224, 3)
     green = (image[..., 1] > 150) & (image[..., 0] < 80) & (image[..., 2] < 80)
     assert green.sum() > 500  # the keypoints are drawn
+    preset = _show("--n", "2", "--augment", "--out", str(out), "experiment=fast_wild",
+                   f"data.data_dir={tiny_data}")  # fmt: skip
+    assert preset.returncode == 0, preset.stderr  # a training preset's augmentation
 
 
 def test_show_test_split_without_augmentation(tiny_data, tmp_path):

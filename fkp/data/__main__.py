@@ -18,7 +18,7 @@ from fkp.viz import make_grid, save_image
 
 
 def show(split: str, n: int, augment: bool, out: str, seed: int, overrides: list[str]) -> str:
-    cfg = compose_config({"data": "youtube_faces", "paths": "default"}, overrides)
+    cfg = compose_config({}, overrides, config_name="train")  # so experiment=... applies too
     dm: FaceKeypointsDataModule = build(cfg.data)
     dm.prepare_data()
     dm.setup("fit" if split in ("train", "val") else "test")
@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment", action="store_true", help="apply the training augmentation")
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.add_argument("--seed", type=int, default=0, help="which samples and augmentations")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.image_size=128")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides, e.g. data.image_size=128 or experiment=fast_wild",
+    )
     c = sub.add_parser("convert", help="300W / WFLW annotations to an fkp CSV, or a CSV to .pts")
     c.add_argument("source", help="300W root folder, WFLW annotation list, or fkp CSV")
     c.add_argument("out", help="the CSV to write (or, from a CSV, the folder for .pts files)")
