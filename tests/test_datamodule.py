@@ -44,7 +44,7 @@ def test_write_up_split_validates_on_the_test_set(tiny_data):
     dm.setup("fit")
     dm.setup("test")
     assert len(dm.datasets["train"]) == 40 and len(dm.datasets["val"]) == 8
-    assert dm.datasets["val"].names == dm.datasets["test"].names
+    assert list(dm.datasets["val"].names) == list(dm.datasets["test"].names)
     # one decode of the test images serves both splits
     assert dm.datasets["val"].images[0] is dm.datasets["test"].images[0]
 
@@ -111,7 +111,7 @@ def test_workers_draw_different_augmentations(tiny_data):
     dm.setup("fit")
     train = dm.datasets["train"]
     data = KeypointsDataset(  # four copies of one face
-        train.images[:1] * 4, train.keypoints[[0] * 4], train.names[:1] * 4, train.transform
+        train.images[:1] * 4, train.keypoints[[0] * 4], [train.names[0]] * 4, train.transform
     )
     loader = torch.utils.data.DataLoader(
         data, batch_size=2, num_workers=2, worker_init_fn=dm.train_dataloader().worker_init_fn

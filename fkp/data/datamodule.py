@@ -53,7 +53,9 @@ class KeypointsDataset(Dataset):
     ) -> None:
         self.images = images
         self.keypoints = keypoints
-        self.names = list(names)
+        # NumPy strings, not a list of str objects: a worker reading a list would touch each
+        # object's reference count and so copy its memory page by page over an epoch
+        self.names = np.asarray(names, dtype=str)
         self.transform = transform
         self.boxes = transform.box_for(keypoints)  # (N, 3)
 
@@ -66,7 +68,7 @@ class KeypointsDataset(Dataset):
         sample = self.transform.from_frame(frame, affine, points)
         mirrored = sample.pop("mirrored")
         sample["points"] = points[self.transform.landmarks.flip_index] if mirrored else points
-        sample["name"] = self.names[index]
+        sample["name"] = str(self.names[index])
         sample["index"] = index
         return sample
 
