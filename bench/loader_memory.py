@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -121,14 +122,25 @@ def main() -> None:
         rows, cache = int(args.one[0]), args.one[1] == "true"
         print(json.dumps(measure(data_dir, rows, cache, args.batches, args.workers)))
         return
-    settings = [(n, "true") for n in args.cached_rows] + [(n, "false") for n in args.rows]
+    table = measure_all(args.rows, args.cached_rows, args.batches, args.workers)
+    print_rows((table, hardware(threads=1)))
+
+
+def measure_all(
+    rows: Sequence[int] = (3462, 60000),
+    cached_rows: Sequence[int] = (3462, 15000),
+    batches: int = 300,
+    workers: int = 2,
+) -> list[Row]:
+    """Every setting, each in a fresh process (freed memory is not always given back)."""
+    settings = [(n, "true") for n in cached_rows] + [(n, "false") for n in rows]
     table: list[Row] = []
-    for n, cache in settings:  # a fresh process each: freed memory is not always returned
+    for n, cache in settings:
         command = [sys.executable, __file__, "--one", str(n), cache, "--batches",
-                   str(args.batches), "--workers", str(args.workers)]  # fmt: skip
+                   str(batches), "--workers", str(workers)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         table += [tuple(row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
-    print_rows((table, hardware(threads=1)))
+    return table
 
 
 if __name__ == "__main__":

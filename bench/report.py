@@ -3,8 +3,8 @@
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/report.py --ckpt <file.ckpt> \\
         [--eval outputs/eval/<run>/metrics.json]
 
-Runs bench/data_pipeline.py, bench/train_speed.py and bench/predict_speed.py in turn (about 5
-minutes on 2 CPU cores) and adds the NME rows of an eval.py run when given.
+Runs bench/data_pipeline.py, bench/loader_memory.py, bench/train_speed.py and
+bench/predict_speed.py in turn (about 7 minutes on 2 CPU cores) and adds the NME rows of an eval.py run when given.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import data_pipeline
+import loader_memory
 import predict_speed
 import train_speed
 from common import Row, hardware, print_rows
@@ -31,6 +32,7 @@ def main() -> None:
     one_thread = hardware(threads=1)
     sections: list[tuple[list[Row], str]] = [
         (data_pipeline.measure(args.seconds), one_thread),
+        (loader_memory.measure_all(), one_thread),
     ]
     models = ["custom_cnn", "fast_net", *RESNETS]
     rows = train_speed.measure(models, [96, 128, 224], seconds=args.seconds)
