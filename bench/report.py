@@ -4,7 +4,8 @@
         [--eval outputs/eval/<run>/metrics.json]
 
 Runs bench/data_pipeline.py, bench/loader_memory.py, bench/train_speed.py and
-bench/predict_speed.py in turn (about 7 minutes on 2 CPU cores) and adds the NME rows of an eval.py run when given.
+bench/predict_speed.py in turn (about 7 minutes on 2 CPU cores) and adds the NME rows of an
+eval.py run when given.
 """
 
 from __future__ import annotations
