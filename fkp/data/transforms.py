@@ -325,7 +325,8 @@ OPTIONAL_SETTINGS = ("landmarks",)
 
 def build_framing(specs: Sequence | None, where: str = "framing") -> list[RandomSimilarity]:
     """Framing steps (`KeypointTransform`'s `framing`): RandomSimilarity or FramingJitter specs,
-    whose draws become part of the warp from the original image."""
+    whose draws become part of the warp from the original image. Their `fill` does not apply
+    there: beyond the original image the frame is black, as it is at prediction."""
     steps = build_transforms(specs, where)
     for i, step in enumerate(steps):
         if not isinstance(step, RandomSimilarity):
