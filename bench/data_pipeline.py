@@ -101,7 +101,7 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
     dm.setup("fit")
     train = dm.datasets["train"]
     seconds_to_cache = time.perf_counter() - start
-    train.images_dir = dm.data_dir / dm.files["train"][1]
+    images_dir = dm.data_dir / dm.files["train"][1]
     what = "data: decode the training split once"
     rows: list[Row] = [(what, f"{len(train.images)} faces", seconds_to_cache, "s")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +116,7 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
                 data = KeypointsDataset(train.images, train.keypoints, train.names, transform)
                 rate_of[label] = rate(data, seconds)
                 if grayscale:  # images read from disk on every access (data.cache=false)
-                    files = ImageFiles(train.images_dir, train.names)
+                    files = ImageFiles(images_dir, train.names)
                     rate_of["disk"] = rate(
                         KeypointsDataset(files, train.keypoints, train.names, transform), seconds
                     )

@@ -117,11 +117,16 @@ def read_records(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def record_column(rows: list[dict[str, str]], key: str) -> list[float]:
+    """One column of records.csv rows as floats, NaN where a row has no value."""
+    return [float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows]
+
+
 def plot_records(rows: list[dict[str, str]], path: Path) -> None:
     """Train and val loss per epoch (log scale), lr on a second axis."""
 
     def column(key: str) -> np.ndarray:
-        return np.array([float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows])
+        return np.array(record_column(rows, key))
 
     epochs = column("epoch")
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from fkp.callbacks import read_records  # noqa: E402
+from fkp.callbacks import read_records, record_column  # noqa: E402
 from fkp.errors import FkpError  # noqa: E402
 from fkp.files import atomic_write  # noqa: E402
 
@@ -38,8 +38,7 @@ class Run:
     label: str = ""
 
     def column(self, key: str) -> list[float]:
-        """One records.csv column as floats, NaN where a row has no value."""
-        return [float(r[key]) if r.get(key) not in ("", None) else math.nan for r in self.records]
+        return record_column(self.records, key)
 
     @property
     def finished(self) -> bool:

@@ -107,7 +107,7 @@ def read_keypoints_csv(path: str | Path, num_points: int = IBUG68.num_points) ->
             f"{path}, line {lines[row]}, column 1: image {names.iat[row]!r} is listed again "
             f"(first on line {lines[first]}); remove the duplicate row."
         )
-    keypoints = numbers.astype(np.float32).reshape(len(names), num_points, 2)
+    keypoints = numbers.astype(np.float32, copy=False).reshape(len(names), num_points, 2)
     return KeypointTable(path, names.tolist(), keypoints, lines)
 
 
