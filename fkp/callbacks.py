@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import math
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint  # noqa: E402
 from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from fkp.data.transforms import denormalise  # noqa: E402
-from fkp.files import write_text  # noqa: E402
+from fkp.files import atomic_copy, write_text  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
 log = logging.getLogger("fkp.train")
@@ -204,15 +203,14 @@ class BestCheckpoint(ModelCheckpoint):
             if not source.is_file():
                 continue
             if rank_zero_only.rank == 0 and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
+                atomic_copy(source, target)
             moved[str(target)] = score
         if not moved:  # the earlier files are gone: nothing to compare against
             return
         self.best_k_models = moved
-        self.best_model_path = str(Path(self.dirpath) / Path(state_dict["best_model_path"]).name)
-        self.best_model_score = moved.get(self.best_model_path, state_dict["best_model_score"])
-        worst = max if self.mode == "min" else min
+        best, worst = (min, max) if self.mode == "min" else (max, min)
+        self.best_model_path = best(moved, key=lambda p: float(moved[p]))
+        self.best_model_score = moved[self.best_model_path]
         self.kth_best_model_path = worst(moved, key=lambda p: float(moved[p]))
         self.kth_value = moved[self.kth_best_model_path]
 

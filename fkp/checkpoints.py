@@ -8,6 +8,7 @@ registries, never imported.
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,53 @@ from fkp.errors import FkpError
 
 # What a training checkpoint (last.ckpt, epoch_*.ckpt) holds beyond weights and settings.
 TRAINING_STATE = ("optimizer_states", "loops", "epoch", "global_step")
+
+# Bounds on the plain data around the weights. A pickle can hold the same list many times
+# over (a few KB that unfold into millions of leaves), refer to itself, or nest deeply; fkp's
+# own checkpoints hold a few thousand values, nested less than ten deep.
+MAX_VALUES = 200_000
+MAX_DEPTH = 32
+MAX_TEXT = 100_000  # characters in one string
+
+
+def check_plain_data(value: Any, where: str, skip: tuple[str, ...] = ()) -> None:
+    """Raise one FkpError if `value` (read from a file a user passed in) is too large, too
+    deep or refers to itself, counting every appearance of a shared part (as anything that
+    walks it would). Tensors count as one value; top-level keys in `skip` are not walked."""
+    budget = MAX_VALUES
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    open_containers: set[int] = set()  # ids on the current path, to catch self-reference
+    exits: list[tuple[int, int]] = []  # (depth, id) of containers to close
+    while stack:
+        item, depth = stack.pop()
+        while exits and exits[-1][0] >= depth:
+            open_containers.discard(exits.pop()[1])
+        budget -= 1
+        if budget < 0:
+            raise FkpError(
+                f"{where}: holds more than {MAX_VALUES} values outside the weights (a crafted "
+                "or damaged file); use a checkpoint or export written by fkp."
+            )
+        if isinstance(item, str | bytes) and len(item) > MAX_TEXT:
+            raise FkpError(f"{where}: holds a text of {len(item)} characters; use another file.")
+        if not isinstance(item, dict | list | tuple):
+            continue
+        if depth >= MAX_DEPTH:
+            raise FkpError(
+                f"{where}: nested more than {MAX_DEPTH} levels deep (a crafted or damaged "
+                "file); use a checkpoint or export written by fkp."
+            )
+        if id(item) in open_containers:
+            raise FkpError(f"{where}: a structure contains itself (a crafted file); use another.")
+        open_containers.add(id(item))
+        exits.append((depth, id(item)))
+        if isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, depth + 1))
+                if not (depth == 0 and key in skip):
+                    stack.append((child, depth + 1))
+        else:
+            stack.extend((child, depth + 1) for child in item)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -51,6 +99,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise FkpError(f"{path}: not an fkp checkpoint (no model weights); check the path.")
+    check_plain_data(checkpoint, str(path), skip=("state_dict",))
+    if len(checkpoint["state_dict"]) > MAX_VALUES or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor)
+        for k, v in checkpoint["state_dict"].items()
+    ):
+        raise FkpError(f"{path}: its weights are not named tensors; use another checkpoint.")
     settings = checkpoint.get("hyper_parameters")
     if not isinstance(settings, dict) or not isinstance(settings.get("network"), str):
         raise FkpError(f"{path}: not an fkp checkpoint (no model settings); check the path.")
@@ -124,3 +178,89 @@ def check_resume(
             f"above {done} to continue it."
         )
     return checkpoint
+
+
+# The callback state fkp takes from a checkpoint it resumes: ModelCheckpoint's record of its
+# files and scores, and EarlyStopping's counters. Anything else (another callback's state, a
+# key Lightning would restore blindly) is dropped.
+_CHECKPOINT_PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+_CHECKPOINT_SCORES = ("best_model_score", "kth_value", "current_score")
+_EARLY_STOPPING = {"wait_count": int, "stopped_epoch": int, "patience": int, "best_score": float}
+
+
+def _score(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and value.is_floating_point()
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _own_file(value: Any, folder: Path) -> bool:
+    """A plain local path (no URL, no fsspec chain) of a .ckpt file directly inside `folder`,
+    also once links are followed."""
+    if not isinstance(value, str) or not value or "://" in value or "::" in value:
+        return False
+    path = Path(value)
+    if not path.is_absolute() or path.suffix != ".ckpt" or ".." in path.parts:
+        return False
+    return path.parent == folder and path.resolve().parent == folder.resolve()
+
+
+def accepted_callback_states(checkpoint: dict[str, Any], source: str | Path) -> list[str]:
+    """Keep, in `checkpoint["callbacks"]`, only callback state that names nothing outside the
+    resumed checkpoint's own folder; returns what was dropped, one phrase each.
+
+    Lightning restores ModelCheckpoint's paths (best, k-th best, last, top-k) from the file
+    and later deletes the "previous best" and copies the earlier best files; a crafted
+    checkpoint could aim those at any file, or at a URL that skips Lightning's own
+    inside-the-folder check. Here every such path must be a plain local .ckpt file beside
+    `source` (the run's checkpoints/ folder), so a run only acts on its own files and the
+    checkpoint the user named.
+    """
+    folder = Path(os.path.realpath(source)).parent
+    states = checkpoint.get("callbacks")
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, state in states.items() if isinstance(states, dict) else ():
+        if not isinstance(key, str) or not isinstance(state, dict):
+            dropped.append(f"callback state {str(key)[:60]!r}")
+        elif key.startswith("ModelCheckpoint"):
+            kept[key] = _model_checkpoint_state(state, folder, dropped)
+        elif key.startswith("EarlyStopping"):
+            kept[key] = {
+                k: state[k]
+                for k, kind in _EARLY_STOPPING.items()
+                if k in state and (_score(state[k]) if kind is float else type(state[k]) is int)
+            }
+        else:
+            dropped.append(f"callback state {key[:60]!r}")
+    checkpoint["callbacks"] = kept
+    return dropped
+
+
+def _model_checkpoint_state(state: dict, folder: Path, dropped: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"dirpath": str(folder)}
+    if isinstance(state.get("monitor"), str | None):
+        out["monitor"] = state.get("monitor")
+    for key in _CHECKPOINT_SCORES:
+        if key in state and _score(state[key]):
+            out[key] = state[key]
+    best_k = state.get("best_k_models")
+    out["best_k_models"] = {}
+    for path, score in best_k.items() if isinstance(best_k, dict) else ():
+        if _own_file(path, folder) and _score(score) and score is not None:
+            out["best_k_models"][path] = score
+        else:
+            dropped.append(f"best_k_models entry {str(path)[:80]!r}")
+    for key in _CHECKPOINT_PATHS:
+        value = state.get(key, "")
+        if value in ("", None) or _own_file(value, folder):
+            out[key] = value or ""
+        else:
+            out[key] = ""
+            dropped.append(f"{key} {str(value)[:80]!r}")
+    if out["best_model_path"] and out["best_model_path"] not in out["best_k_models"]:
+        out["best_k_models"][out["best_model_path"]] = out.get("best_model_score")
+        if out["best_k_models"][out["best_model_path"]] is None:
+            del out["best_k_models"][out["best_model_path"]]
+    out.setdefault("best_model_score", None)
+    return out

@@ -74,6 +74,19 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], Any]) ->
     return path
 
 
+def atomic_copy(source: str | Path, target: str | Path) -> Path:
+    """Copy a file whole or not at all (a kill mid-copy leaves no torn file under `target`)."""
+    import shutil
+
+    def copy(f: io.BufferedWriter) -> None:
+        with Path(source).open("rb") as src:
+            shutil.copyfileobj(src, f, 1 << 20)
+
+    path = atomic_write(target, copy)
+    shutil.copystat(source, path)
+    return path
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from fkp.checkpoints import load_weights, read_checkpoint
+from fkp.checkpoints import accepted_callback_states, load_weights, read_checkpoint
 from fkp.data.transforms import to_image
 from fkp.errors import FkpError
 from fkp.landmarks import landmark_set
 from fkp.metrics import KeypointMetrics
 from fkp.models import build_network, upgrade_state_dict
+
+log = logging.getLogger("fkp.train")
 
 # The hyperparameters a checkpoint may set (the network and its input; the rest is training).
 _SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "landmarks",
@@ -109,6 +112,24 @@ class KeypointModule(pl.LightningModule):
                 else None
             ),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before Lightning hands the callbacks their state: what they may act on is
+        # limited here (fkp.checkpoints.accepted_callback_states).
+        trainer = self._trainer
+        source = trainer.ckpt_path if trainer is not None else None
+        if not source:
+            checkpoint["callbacks"] = {}
+            return
+        dropped = accepted_callback_states(checkpoint, source)
+        if dropped:
+            log.warning(
+                "%s: ignored what its records name outside its own folder (%s); training "
+                "goes on from its weights and state.",
+                source,
+                "; ".join(dropped[:3])
+                + (f"; and {len(dropped) - 3} more" if len(dropped) > 3 else ""),
+            )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, S, S) -> keypoints (B, K, 2) in [-1, 1] of the input."""
