@@ -3,13 +3,15 @@ it prints (http://127.0.0.1:7860 by default). Needs the demo extra: pip install 
 
 Upload a photo or take a webcam picture; the page shows every face with its keypoints and part
 outlines, the keypoints as JSON (predict.py's layout) and the time each step took. The model
-(the shipped one, your newest run, any checkpoint or ONNX file), refinement passes and the
-flip test are chosen on the page.
+(the shipped one, the newest run, the best checkpoints and ONNX files under outputs/, and any
+named with ckpt_path= or models=[...] at start-up), refinement passes and the flip test are
+chosen on the page; visitors choose from that list and cannot name files.
 
 Examples:
     python demo.py                                  # http://127.0.0.1:7860
     python demo.py port=8080 ckpt_path=newest       # start with your newest run's model
     python demo.py host=0.0.0.0                     # reachable from other machines
+    python demo.py 'models=[exports/a.onnx,exports/b.ckpt]'   # offer these models too
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from fkp.config import DEMO_RULES, build, validate
-from fkp.data.io import decode_image
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 from predict import annotate
@@ -36,67 +40,95 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
 
 MAX_MEGAPIXELS = 50  # a 50 MP photo takes about 150 MB decoded; beyond that, resize first
+MAX_FACES = 64  # the largest faces of a photo get keypoints; a crowd cannot stall the page
+QUEUE_WORKERS, QUEUE_SIZE = 2, 32  # requests served at once, and waiting
+CACHED_MODELS = 4  # detectors kept loaded (about 30 MB each); the least recently used goes
 
 
-def model_choices(log_dir: Path, limit: int = 12) -> list[str]:
-    """The dropdown: the shipped model, the newest run, then the newest best checkpoints and
-    ONNX files under outputs/ (any other path can be typed in)."""
+def model_choices(log_dir: Path, extra: list[str] = (), limit: int = 12) -> list[str]:
+    """What a visitor may choose, fixed when the page starts: the shipped model, the newest
+    run, the newest best checkpoints and ONNX files under the outputs folder, and the models
+    the operator named at start-up (ckpt_path=, models=[...]). Visitors cannot name files."""
     files = [*log_dir.glob("**/checkpoints/epoch_*.ckpt"), *log_dir.glob("**/*.onnx")]
     files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    return ["pretrained", "newest", *(str(p) for p in files[:limit])]
+    choices = ["pretrained", "newest", *(str(p) for p in files[:limit])]
+    return [*(str(e) for e in extra if str(e) not in choices), *choices]
 
 
 class Models:
-    """Detectors by (model, refine, flip test), loaded once each: switching back is instant."""
+    """Detectors by (model, refine, flip test), loaded on first use and kept for the next
+    request, at most CACHED_MODELS of them; models come only from `choices`."""
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, choices: list[str]) -> None:
         self.cfg = cfg
-        self.loaded: dict[tuple, FaceKeypointDetector] = {}
+        self.choices = list(choices)
+        self.loaded: OrderedDict[tuple, FaceKeypointDetector] = OrderedDict()
+        self.lock = threading.Lock()
 
     def get(self, spec: str, refine: int, flip_test: bool) -> FaceKeypointDetector:
+        if spec not in self.choices:  # a request made outside the page's list
+            raise FkpError("choose a model from the list.")
+        if not 0 <= refine <= 4:
+            raise FkpError("refinement passes: choose 0 to 4.")
+        key = (spec, refine, flip_test)
+        with self.lock:
+            if key in self.loaded:
+                self.loaded.move_to_end(key)
+                return self.loaded[key]
         path = resolve_checkpoint(spec, Path(self.cfg.paths.log_dir), "pretrained")
-        key = (str(path.resolve()) if path.exists() else str(path), refine, flip_test)
-        if key not in self.loaded:
-            detector = build(self.cfg.detector)
-            if path.suffix == ".onnx":
-                self.loaded[key] = FaceKeypointDetector.from_onnx(
-                    path, detector, flip_test, threads=1, refine=refine
-                )
-            else:
-                self.loaded[key] = FaceKeypointDetector.from_checkpoint(
-                    path, detector=detector, flip_test=flip_test, refine=refine,
-                    runtime="onnx",  # the faster runtime at batch 1 on a CPU
-                )  # fmt: skip
-        return self.loaded[key]
+        detector = build(self.cfg.detector)
+        if path.suffix == ".onnx":
+            loaded = FaceKeypointDetector.from_onnx(
+                path, detector, flip_test, threads=1, refine=refine
+            )
+        else:
+            loaded = FaceKeypointDetector.from_checkpoint(
+                path, detector=detector, flip_test=flip_test, refine=refine,
+                runtime="onnx",  # the faster runtime at batch 1 on a CPU
+            )  # fmt: skip
+        with self.lock:
+            self.loaded[key] = loaded
+            while len(self.loaded) > CACHED_MODELS:
+                self.loaded.popitem(last=False)
+        return loaded
 
 
 def read_upload(path: str | None) -> np.ndarray:
-    """The uploaded file as RGB, or one sentence saying what is wrong with it."""
+    """The uploaded file as RGB, or one sentence saying what is wrong with it.
+
+    The size is read from the header by the same decoder that then decodes the file, so the
+    pixel limit holds for what is decoded; a file whose size cannot be read is refused."""
     if not path:
         raise FkpError("no photo yet: upload one or take a webcam picture.")
     from PIL import Image
 
+    not_an_image = FkpError(
+        "this file is not an image fkp can read (JPEG, PNG, WebP, BMP, TIFF); upload a photo."
+    )
+    too_large = (
+        f"more than the page takes ({MAX_MEGAPIXELS}); resize it below that and upload it again."
+    )
     try:
-        with Image.open(path) as probe:  # the header only: refuse a huge photo before decoding
-            width, height = probe.size
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_MEGAPIXELS * 1e6:
+                raise FkpError(
+                    f"this photo is {width}x{height} ({width * height / 1e6:.0f} megapixels), "
+                    + too_large
+                )
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L"):  # 16-bit gray: the top 8 bits
+                gray = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+                return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+            return np.ascontiguousarray(image.convert("RGB"))
     except Image.DecompressionBombError:  # PIL's own limit, far beyond the page's
         raise FkpError(
-            f"this photo has far more than {MAX_MEGAPIXELS} megapixels, more than the page "
-            "takes; resize it below that and upload it again."
+            f"this photo has far more megapixels than {MAX_MEGAPIXELS}, " + too_large
         ) from None
-    except Exception:  # not something PIL knows; OpenCV below says whether it is an image
-        width = height = 0
-    if width * height > MAX_MEGAPIXELS * 1e6:
-        raise FkpError(
-            f"this photo is {width}x{height} ({width * height / 1e6:.0f} megapixels), more "
-            f"than the page takes ({MAX_MEGAPIXELS}); resize it below that and upload it again."
-        )
-    try:
-        return decode_image(path)
     except FkpError:
-        raise FkpError(
-            "this file is not an image fkp can read (JPEG, PNG, WebP, BMP, TIFF); upload a photo."
-        ) from None
+        raise
+    except Exception:  # PIL cannot read it (or its header is damaged): refused unmeasured
+        raise not_an_image from None
 
 
 def find_keypoints(
@@ -108,6 +140,9 @@ def find_keypoints(
     det = models.get(spec or "pretrained", int(refine), bool(flip_test))
     loaded = time.perf_counter()
     boxes = det.detector.detect(image)
+    if len(boxes) > MAX_FACES:  # the largest faces, still left to right
+        largest = np.sort(np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")[:MAX_FACES])
+        boxes = boxes[largest]
     detected = time.perf_counter()
     faces = det(image, boxes=boxes)
     done = time.perf_counter()
@@ -133,11 +168,9 @@ def find_keypoints(
 def build_app(cfg: DictConfig):
     import gradio as gr
 
-    models = Models(cfg)
-    choices = model_choices(Path(cfg.paths.log_dir))
     initial = str(cfg.ckpt_path)
-    if initial not in choices:
-        choices.insert(0, initial)
+    choices = model_choices(Path(cfg.paths.log_dir), [initial, *(cfg.get("models") or [])])
+    models = Models(cfg, choices)
 
     def run(upload, picture, spec, refine, flip_test, parts):
         try:
@@ -157,9 +190,7 @@ def build_app(cfg: DictConfig):
                                  elem_id="photo")  # fmt: skip
                 picture = gr.Image(label="or a webcam picture", sources=["webcam"],
                                    type="filepath", elem_id="webcam")  # fmt: skip
-                model = gr.Dropdown(choices, value=initial, allow_custom_value=True,
-                                    label="model (pretrained, newest, or a .ckpt / .onnx path)",
-                                    elem_id="model")  # fmt: skip
+                model = gr.Dropdown(choices, value=initial, label="model", elem_id="model")
                 refine = gr.Slider(0, 4, value=int(cfg.refine), step=1, label="refinement passes")
                 flip = gr.Checkbox(value=bool(cfg.flip_test), label="flip test")
                 parts = gr.Checkbox(value=True, label="part outlines")
@@ -174,6 +205,9 @@ def build_app(cfg: DictConfig):
         upload.upload(run, [upload, picture, model, refine, flip, parts], outputs)
         no_file = gr.State(None)  # a new webcam picture wins over an earlier upload
         picture.input(run, [no_file, picture, model, refine, flip, parts], outputs)
+    # one queue for every visitor: QUEUE_WORKERS requests at a time, the rest wait their turn
+    # (up to QUEUE_SIZE; later ones are told the page is busy)
+    app.queue(default_concurrency_limit=QUEUE_WORKERS, max_size=QUEUE_SIZE)
     return app, theme
 
 

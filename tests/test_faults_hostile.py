@@ -6,10 +6,13 @@ and that nothing outside the run, or already written, was touched."""
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from fkp.checkpoints import accepted_callback_states
+from fkp.errors import FkpError
 from tests.conftest import QUICK, compose_train
 from train import train
 
@@ -93,3 +96,81 @@ def test_only_own_checkpoint_files_and_counters_are_accepted(tmp_path):
     assert checkpoint["callbacks"]["EarlyStopping{'monitor': 'val/nme'}"].keys() == {
         "wait_count", "best_score"}  # fmt: skip
     assert "SomethingElse" not in checkpoint["callbacks"] and len(dropped) == 5
+
+
+# --- the demo: visitors choose from a list, uploads are measured by what decodes them -------
+
+
+def _demo():
+    pytest.importorskip("gradio", reason="needs the demo extra (pip install -e '.[demo]')")
+    import demo as module
+
+    return module
+
+
+def _demo_config(log_dir: Path):
+    from fkp.config import compose_config
+
+    return compose_config({}, [f"paths.log_dir={log_dir}", "hydra.run.dir=x"], "demo")
+
+
+def test_demo_visitors_cannot_name_a_model_file(tmp_path):
+    demo = _demo()
+    cfg = _demo_config(tmp_path)
+    crafted = tmp_path / "uploaded.ckpt"
+    torch.save({"state_dict": {}}, crafted)
+    choices = demo.model_choices(tmp_path, ["pretrained"])
+    assert choices == ["pretrained", "newest"]
+    models = demo.Models(cfg, choices)
+    for spec in [str(crafted), "/etc/passwd", "../fkp/weights/fast.ckpt"]:
+        with pytest.raises(FkpError, match=r"^choose a model from the list\.$"):
+            models.get(spec, 2, False)
+    assert models.loaded == {}
+
+
+def test_the_demo_keeps_a_bounded_number_of_models(tmp_path, monkeypatch):
+    demo = _demo()
+    monkeypatch.setattr(demo, "CACHED_MODELS", 2)
+    models = demo.Models(_demo_config(tmp_path), ["pretrained"])
+    first = models.get("pretrained", 0, False)
+    models.get("pretrained", 1, False)
+    models.get("pretrained", 2, False)
+    assert len(models.loaded) == 2 and first not in models.loaded.values()
+
+
+def _png(width: int, height: int, good_crc: bool = True) -> bytes:
+    """A gray PNG of the given size (all black); good_crc=False adds a text chunk with a
+    damaged CRC, which PIL refuses and libpng skips."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+        crc = zlib.crc32(kind + data) if crc is None else crc
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = zlib.compress(b"\0" * ((width + 1) * height), 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    text = b"" if good_crc else chunk(b"tEXt", b"Comment\0x", crc=0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text + chunk(b"IDAT", rows)
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+def test_the_demo_pixel_limit_holds_when_the_header_is_damaged(tmp_path):
+    demo = _demo()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png(9000, 9000, good_crc=False))  # 81 MP behind a bad CRC: ~80 KB
+    assert bomb.stat().st_size < 200_000
+    assert cv2.imread(str(bomb), cv2.IMREAD_GRAYSCALE).shape == (9000, 9000)  # OpenCV would
+    with pytest.raises(FkpError, match=r"not an image fkp can read"):
+        demo.read_upload(str(bomb))
+    large = tmp_path / "large.png"
+    large.write_bytes(_png(8000, 8000))  # a valid 64 MP image
+    with pytest.raises(FkpError, match=r"8000x8000 \(64 megapixels\), more than the page takes"):
+        demo.read_upload(str(large))
+    fine = tmp_path / "fine.png"
+    fine.write_bytes(_png(40, 30))
+    image = demo.read_upload(str(fine))
+    assert image.shape == (30, 40, 3) and image.dtype == np.uint8
+    sixteen = tmp_path / "sixteen.png"
+    cv2.imwrite(str(sixteen), np.full((20, 10), 65535, np.uint16))
+    assert (demo.read_upload(str(sixteen)) == 255).all()
