@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
-from fkp.deploy import export, save_preprocessing, slim_checkpoint
+from fkp.deploy import export_with_preprocessing, slim_checkpoint
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable
 from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
@@ -29,13 +29,13 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / (ckpt.stem + suffix)
     ensure_writable(out.parent, "output=<file>")
     if cfg.format == "ckpt":
-        slim_checkpoint(ckpt, out, half=cfg.half)
+        slim_checkpoint(ckpt, out, half=cfg.half, setting="output=<file>")
         FaceKeypointDetector.from_checkpoint(out)  # it must load on its own
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return out
-    export(det.model, det.transform, out, cfg.format)
-    hparams = det.model.hparams
-    settings = save_preprocessing(hparams.data_config, out, hparams.network)
+    _, settings = export_with_preprocessing(
+        det.model, det.transform, out, cfg.format, setting="output=<file>"
+    )
     print(f"wrote {out} and {settings}")
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from fkp.config import PREDICT_RULES, build, validate
 from fkp.data.io import decode_image, write_keypoints_csv
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.files import ensure_writable, write_text
+from fkp.files import ensure_writable, partial_path, write_text
 from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
 from fkp.track import FaceTracker
 from fkp.viz import GREEN, MAGENTA, draw_keypoints, save_image
@@ -122,6 +123,14 @@ def live_window() -> bool:
     return True
 
 
+def _discard(writer: cv2.VideoWriter | None, partial: Path | None) -> None:
+    """Close and remove an unfinished video, so no torn file is left behind."""
+    if writer is not None:
+        writer.release()
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+
+
 def predict_video(
     path: Path | int, det: FaceKeypointDetector, cfg: DictConfig, out: Path, stem: str
 ) -> dict:
@@ -137,7 +146,7 @@ def predict_video(
         print("no window can open here (no display, or OpenCV's headless build): the camera's "
               f"frames go to {out}; stop with Ctrl-C.", file=sys.stderr)  # fmt: skip
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, frames, damaged, previous = None, [], 0, None
+    writer, frames, damaged, previous, partial = None, [], 0, None, None
     tracker = FaceTracker(
         det, cfg.video.detect_every, smooth=cfg.video.smooth, fps=fps,
         min_cutoff=cfg.video.min_cutoff, beta=cfg.video.beta, passes=cfg.video.passes,
@@ -155,7 +164,9 @@ def predict_video(
             if writer is None:
                 h, w = rgb.shape[:2]
                 target = out / f"{stem}_keypoints.mp4"
-                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                partial = partial_path(target)  # renamed into place once whole
+                writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (w, h))  # fmt: skip
                 if not writer.isOpened():
                     raise FkpError(
                         f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
@@ -172,13 +183,18 @@ def predict_video(
                     break
     except KeyboardInterrupt:  # Ctrl-C ends a camera run; what was seen is written
         if not isinstance(path, int):
+            _discard(writer, partial)
             raise
+    except BaseException:
+        _discard(writer, partial)
+        raise
     capture.release()
     if live:
         cv2.destroyAllWindows()
     if writer is None:
         raise FkpError(f"{path}: the video has no readable frames.")
     writer.release()
+    os.replace(partial, target)
     if damaged:
         print(f"warning: {path}: {damaged} damaged frame(s) skipped; the others were processed.",
               file=sys.stderr)  # fmt: skip

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint  # noqa: E402
 from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from fkp.data.transforms import denormalise  # noqa: E402
-from fkp.files import atomic_copy, write_text  # noqa: E402
+from fkp.files import atomic_copy, atomic_write, write_text  # noqa: E402
 from fkp.viz import make_grid  # noqa: E402
 
 log = logging.getLogger("fkp.train")
@@ -143,7 +143,7 @@ def plot_records(rows: list[dict[str, str]], path: Path) -> None:
     more = lr_axis.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 

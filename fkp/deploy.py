@@ -20,25 +20,49 @@ from fkp.data.transforms import (
     transform_from_record,
 )
 from fkp.errors import FkpError
-from fkp.files import atomic_write
+from fkp.files import atomic_write, atomic_write_all, write_text
 
 
 def preprocessing_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def save_preprocessing(data_config: dict, model_path: Path, network: str) -> Path:
-    """Write the evaluation preprocessing (framing and normalisation settings, and the
-    evaluation transform specs, as the checkpoint stores them) beside the exported model."""
+def preprocessing_record(data_config: dict, network: str) -> dict:
+    """The evaluation preprocessing (framing and normalisation settings, and the evaluation
+    transform specs, as the checkpoint stores them) that travels beside an exported model."""
     settings = {k: data_config[k] for k in TRANSFORM_SETTINGS}
     settings.update({k: data_config[k] for k in OPTIONAL_SETTINGS if data_config.get(k)})
-    record = {
+    return {
         "network": network,
         "preprocessing": {**settings, "eval_transforms": data_config.get("eval_transforms") or []},
     }
-    path = preprocessing_path(model_path)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+
+
+def save_preprocessing(
+    data_config: dict, model_path: Path, network: str, setting: str | None = None
+) -> Path:
+    """Write the preprocessing record (`preprocessing_record`) beside the exported model."""
+    text = json.dumps(preprocessing_record(data_config, network), indent=2) + "\n"
+    return write_text(preprocessing_path(model_path), text, setting)
+
+
+def export_with_preprocessing(
+    model: torch.nn.Module,
+    transform: KeypointTransform,
+    path: Path,
+    fmt: str,
+    setting: str | None = None,
+) -> tuple[Path, Path]:
+    """Export a KeypointModule and write its preprocessing JSON beside it, both or neither:
+    a failure (a full disk) leaves any earlier pair under these names whole."""
+    network = export(model, transform, io.BytesIO(), fmt).getvalue()
+    record = preprocessing_record(model.hparams.data_config, model.hparams.network)
+    text = (json.dumps(record, indent=2) + "\n").encode()
+    json_path = preprocessing_path(path)
+    atomic_write_all(
+        {path: lambda f: f.write(network), json_path: lambda f: f.write(text)}, setting
+    )
+    return path, json_path
 
 
 def load_preprocessing(model_path: str | Path) -> KeypointTransform:
@@ -63,27 +87,27 @@ def export(
     model: torch.nn.Module, transform: KeypointTransform, path: Path | io.BytesIO, fmt: str
 ) -> Path | io.BytesIO:
     """Export a KeypointModule's network (images (B, C, S, S) -> keypoints (B, 68, 2) in
-    [-1, 1], decoded by its head) with a dynamic batch size, to a file or (ONNX) an in-memory
-    buffer. Only the bare network is traced: nothing of Lightning."""
+    [-1, 1], decoded by its head) with a dynamic batch size, to a file (whole or not at all)
+    or an in-memory buffer. Only the bare network is traced: nothing of Lightning."""
     model = model.net.eval().cpu()
     example = torch.zeros(1, transform.channels, transform.image_size, transform.image_size)
-    target = path if isinstance(path, io.BytesIO) else str(path)
-    if not isinstance(path, io.BytesIO):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = path if isinstance(path, io.BytesIO) else io.BytesIO()
     if fmt == "onnx":
         with warnings.catch_warnings():  # the TorchScript-based exporter, deprecated, still exact
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (example,), target, input_names=["image"], output_names=["keypoints"],
+                model, (example,), buffer, input_names=["image"], output_names=["keypoints"],
                 dynamic_axes={"image": {0: "batch"}, "keypoints": {0: "batch"}}, dynamo=False,
             )  # fmt: skip
     elif fmt == "torchscript":
         with warnings.catch_warnings():  # asked for by name; torch's deprecation notice is noise
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.trace(model, example).save(target)
+            torch.jit.save(torch.jit.trace(model, example), buffer)
     else:
         raise FkpError(f"format={fmt} is unknown; use onnx or torchscript.")
-    return path
+    if isinstance(path, io.BytesIO):
+        return path
+    return atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def onnx_runtime_model(model: torch.nn.Module, transform: KeypointTransform,
@@ -95,7 +119,9 @@ def onnx_runtime_model(model: torch.nn.Module, transform: KeypointTransform,
     return OnnxModel(buffer.getvalue(), threads)
 
 
-def slim_checkpoint(source: str | Path, path: Path, half: bool = False) -> Path:
+def slim_checkpoint(
+    source: str | Path, path: Path, half: bool = False, setting: str | None = None
+) -> Path:
     """Keep only what `KeypointModule.restore` needs (weights, hyperparameters): a training
     checkpoint also carries optimizer state and callback records, twice to three times the
     size, which a model that ships in the package should not.
@@ -112,7 +138,7 @@ def slim_checkpoint(source: str | Path, path: Path, half: bool = False) -> Path:
         }
     buffer = io.BytesIO()
     torch.save(slim, buffer)
-    return atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+    return atomic_write(path, lambda f: f.write(buffer.getbuffer()), setting)
 
 
 class OnnxModel:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from fkp.errors import FkpError
+from fkp.errors import WRITE_ERRORS, FkpError
 
 _PARTIAL = ".partial-"
 
@@ -47,31 +47,65 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_dead_partials(folder: Path) -> None:
-    """Delete `.<name>.partial-<pid>` files in folder whose writer process has died."""
+    """Delete `.<stem>.partial-<pid><suffix>` files in folder whose writer process has died."""
     for partial in folder.glob(f".*{_PARTIAL}*"):
-        pid = partial.name.rsplit(_PARTIAL, 1)[1]
+        pid = partial.name.rsplit(_PARTIAL, 1)[1].split(".", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             partial.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], Any]) -> Path:
+def partial_path(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place (same folder, same suffix, so
+    writers that choose a format by extension still do)."""
+    return path.with_name(f".{path.stem}{_PARTIAL}{os.getpid()}{path.suffix}")
+
+
+def atomic_write(
+    path: str | Path, write: Callable[[io.BufferedWriter], Any], setting: str | None = None
+) -> Path:
     """Write a file whole or not at all: into a partial file beside it, synced, then renamed
     over the old one. A kill leaves the old file intact (and a partial file that the next
-    write in that folder removes); a full disk raises OSError and removes the partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_dead_partials(path.parent)
-    partial = path.with_name(f".{path.name}{_PARTIAL}{os.getpid()}")
+    write in that folder removes); a failed write (a full disk, say) removes the partial file
+    and raises for `path` itself: with `setting` (the option that moves the file), as one
+    FkpError naming both."""
+    return atomic_write_all({Path(path): write}, setting)[0]
+
+
+def atomic_write_all(
+    writers: dict[Path, Callable[[io.BufferedWriter], Any]], setting: str | None = None
+) -> list[Path]:
+    """Several files that belong together (a model and its JSON), each written beside its
+    target first: only when every one is written whole are they renamed into place, so a
+    failure leaves all the earlier files as they were."""
+    partials: dict[Path, Path] = {}
     try:
-        with partial.open("wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
+        for path, write in writers.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_dead_partials(path.parent)
+            partials[path] = partial_path(path)
+            try:
+                with partials[path].open("wb") as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise _failed_write(e, path, setting) from None
+        for path, partial in partials.items():
+            os.replace(partial, path)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
         raise
-    return path
+    return list(writers)
+
+
+def _failed_write(error: OSError, path: Path, setting: str | None) -> Exception:
+    if setting is None or error.errno not in WRITE_ERRORS:
+        return OSError(error.errno, error.strerror, str(path))
+    return FkpError(
+        f"{path}: cannot write ({error.strerror}); free some space or fix the folder's "
+        f"permissions, or write elsewhere with {setting}; files written earlier are kept."
+    )
 
 
 def atomic_copy(source: str | Path, target: str | Path) -> Path:
@@ -87,8 +121,8 @@ def atomic_copy(source: str | Path, target: str | Path) -> Path:
     return path
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode()))
+def write_text(path: str | Path, text: str, setting: str | None = None) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()), setting)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

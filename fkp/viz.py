@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from fkp.errors import FkpError
+from fkp.files import atomic_write
 from fkp.landmarks import IBUG68, LandmarkSet
 
 GREEN = (0, 200, 0)
@@ -86,12 +87,13 @@ def make_grid(
 
 
 def save_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write an RGB image (PNG, JPEG, ... by extension), creating the folder."""
+    """Write an RGB image (PNG, JPEG, ... by extension), creating the folder; whole or not at
+    all (`fkp.files.atomic_write`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
     if not ok:
-        raise FkpError(
-            f"{path}: could not write the image; use a .png or .jpg name in a writable folder."
-        )
-    return path
+        raise FkpError(f"{path}: could not encode the image; use a .png or .jpg name.")
+    return atomic_write(path, lambda f: f.write(encoded.tobytes()))

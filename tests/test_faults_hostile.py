@@ -3,6 +3,7 @@ visitors, torn writes, settings the schema used to let through, and data that is
 ways a finite-number check misses. Each test asserts one line (or a bounded, quiet outcome)
 and that nothing outside the run, or already written, was touched."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from fkp.checkpoints import accepted_callback_states
 from fkp.errors import FkpError
 from tests.conftest import QUICK, compose_train
+from tests.test_faults import _mounted, _one_line_error, _run
 from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,3 +176,28 @@ def test_the_demo_pixel_limit_holds_when_the_header_is_damaged(tmp_path):
     sixteen = tmp_path / "sixteen.png"
     cv2.imwrite(str(sixteen), np.full((20, 10), 65535, np.uint16))
     assert (demo.read_upload(str(sixteen)) == 255).all()
+
+
+# --- files fkp writes for users: whole or not at all ----------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "ckpt"])
+def test_a_full_disk_keeps_the_earlier_export_whole(tiny_checkpoint, tmp_path, fmt):
+    with _mounted(tmp_path / "small", "size=64m") as small:
+        out = small / f"model.{ {'onnx': 'onnx', 'torchscript': 'pt', 'ckpt': 'ckpt'}[fmt] }"
+        args = [f"ckpt_path={tiny_checkpoint}", f"format={fmt}", f"output={out}",
+                f"hydra.run.dir={tmp_path / 'x'}"]  # fmt: skip
+        proc = _run("export.py", *args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        earlier = {p.name: p.read_bytes() for p in small.iterdir()}
+        filler = small / "filler"
+        free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+        filler.write_bytes(b"\0" * max(free - 20_000, 0))  # room for less than a model
+        proc = _run("export.py", *args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err[-2000:]
+        _one_line_error(err, f"{out}: cannot write (No space left on device)")
+        assert "output=<file>" in err.strip().splitlines()[-1]
+        filler.unlink()
+        assert {p.name: p.read_bytes() for p in small.iterdir()} == earlier  # nothing torn
