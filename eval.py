@@ -58,18 +58,17 @@ def load_faces(
     else:
         if cfg.split not in ("test", "val", "train"):
             raise FkpError(f"split={cfg.split} is unknown; use test, val or train.")
+        split_settings = stored_split(data_config, needed=cfg.split != "test")
         use_test = cfg.split == "test" or (
-            cfg.split == "val" and data_config["val_split"] == "test"
+            cfg.split == "val" and split_settings["val_split"] == "test"
         )
         # the files and format the checkpoint was trained with, under this data_dir
-        files = {k: data_config[k] for k in DATA_FILES if k in data_config}
+        files = stored_files(data_config, cfg)
         if cfg.subset is not None:
             files["test_subset"] = cfg.subset
         split = FaceKeypointsDataModule(
-            cfg.data_dir, val_split=data_config["val_split"],
-            val_fraction=data_config["val_fraction"], seed=data_config["seed"],
-            landmarks=data_config.get("landmarks"), **files,
-        )  # fmt: skip
+            cfg.data_dir, landmarks=data_config.get("landmarks"), **split_settings, **files
+        )
         table, folder = split.read_split("test" if use_test else "train")
         if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
             table = table.subset(np.flatnonzero(split.val_rows(table.names)))
@@ -77,6 +76,56 @@ def load_faces(
         table = table.subset(np.arange(min(cfg.limit, len(table))))
     check_images_exist(table, folder)
     return table.names, table.keypoints, [decode_image(folder / n) for n in table.names]
+
+
+def stored_split(data_config: dict, needed: bool) -> dict:
+    """How the checkpoint split its training rows into train and val (val_split, val_fraction,
+    seed), checked as data; a setting it lacks is one line when the split needs it."""
+    kinds = {"val_split": str, "val_fraction": float, "seed": int}
+    defaults = {"val_split": "person", "val_fraction": 0.1, "seed": 42}
+    out = {}
+    for key, kind in kinds.items():
+        value = data_config.get(key)
+        ok = isinstance(value, kind) if kind is not float else isinstance(value, int | float)
+        if ok and not isinstance(value, bool):
+            out[key] = value
+        elif needed:
+            raise FkpError(
+                f"ckpt_path: its data settings lack a usable {key} ({str(value)[:40]}), so its "
+                "validation rows cannot be found; evaluate split=test or csv=<file> instead."
+            )
+        else:
+            out[key] = defaults[key]
+    return out
+
+
+def stored_files(data_config: dict, cfg: DictConfig) -> dict:
+    """The data files a checkpoint was trained with, as names under data_dir: plain relative
+    names only (a stored name may not point elsewhere on disk). A stored person_pattern is a
+    regex fkp does not run unless the user passes the same one (person_pattern=...); only
+    split=val needs it."""
+    files = {k: data_config[k] for k in DATA_FILES if data_config.get(k) is not None}
+    for key in ("train_csv", "test_csv", "train_images", "test_images"):
+        names = files.get(key, [])
+        for name in names if isinstance(names, list) else [names]:
+            if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise FkpError(
+                    f"ckpt_path: its data setting {key}={str(name)[:80]!r} is not a plain name "
+                    "under data_dir; evaluate csv=<file> images=<folder> instead."
+                )
+    for key, kind in (("format", str), ("test_subset", str)):
+        if key in files and not isinstance(files[key], kind):
+            raise FkpError(f"ckpt_path: its data setting {key} is not readable.")
+    stored = files.pop("person_pattern", None)
+    if stored is not None and cfg.split == "val":  # only the val rows depend on it
+        if stored != cfg.get("person_pattern"):
+            raise FkpError(
+                f"ckpt_path: it was trained with data.person_pattern={str(stored)[:80]!r}; fkp "
+                "does not run a pattern read from a checkpoint: pass the same "
+                "person_pattern=... to eval.py to use it, or evaluate split=test."
+            )
+        files["person_pattern"] = stored
+    return files
 
 
 def _cell(column: str, value: float) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fkp.checkpoints import read_checkpoint
+from fkp.checkpoints import check_plain_data, read_checkpoint
 from fkp.data.transforms import (
     OPTIONAL_SETTINGS,
     TRANSFORM_SETTINGS,
@@ -21,6 +21,8 @@ from fkp.data.transforms import (
 )
 from fkp.errors import FkpError
 from fkp.files import atomic_write, atomic_write_all, write_text
+
+MAX_JSON_BYTES = 1 << 20  # fkp's own preprocessing files take a few KB
 
 
 def preprocessing_path(model_path: str | Path) -> Path:
@@ -73,11 +75,14 @@ def load_preprocessing(model_path: str | Path) -> KeypointTransform:
         raise FkpError(
             f"{path}: missing; export.py writes it beside {Path(model_path).name}: keep both."
         )
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise FkpError(f"{path}: too large for a preprocessing file; export the model again.")
     try:
         record = json.loads(path.read_text())
         settings = dict(record["preprocessing"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise FkpError(f"{path}: not an fkp preprocessing file; export the model again.") from None
+    check_plain_data(record, str(path))
     if "eval_transforms" not in settings and record.get("eval_pipeline"):
         settings["eval_transforms"] = [record["eval_pipeline"]["transform"]]  # older files
     return transform_from_record(settings, str(path))

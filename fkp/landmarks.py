@@ -20,6 +20,7 @@ import yaml
 from fkp.errors import FkpError
 
 LANDMARKS_DIR = Path(__file__).resolve().parent.parent / "conf" / "data" / "landmarks"
+MAX_POINTS = 1000  # dense face markups have a few hundred
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class LandmarkSet:
 
     def _check(self, where: str) -> None:
         n = self.num_points
+        if n > MAX_POINTS:
+            raise FkpError(f"{where}: {n} points is more than fkp takes ({MAX_POINTS}).")
         indices = [i for pair in self.flip_pairs for i in pair] + list(self.nme_points)
         indices += [i for first, last, _ in self.parts.values() for i in (first, last)]
         if n < 2 or any(not 0 <= i < n for i in indices):
@@ -102,25 +105,37 @@ class LandmarkSet:
         return index
 
 
-def load_landmark_set(name: str) -> LandmarkSet:
-    """A set shipped in conf/data/landmarks/ by name, or any YAML file by path."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else LANDMARKS_DIR / f"{name}.yaml"
+def load_landmark_set(name: str, files: bool = True) -> LandmarkSet:
+    """A set shipped in conf/data/landmarks/ by name, or (files=True: the user's own setting)
+    a YAML file by path. Names read from a checkpoint or export pass files=False: they may
+    only name a shipped set, never a file on disk."""
+    known = sorted(p.stem for p in LANDMARKS_DIR.glob("*.yaml"))
+    if name.endswith((".yaml", ".yml")) and files:
+        path = Path(name)
+    elif name in known:
+        path = LANDMARKS_DIR / f"{name}.yaml"
+    else:
+        also = " or a .yaml file" if files else " (a stored set names a shipped one)"
+        raise FkpError(
+            f"data.landmarks={name[:100]}: no such landmark set; use {', '.join(known)}{also}."
+        )
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in LANDMARKS_DIR.glob("*.yaml")))
-        raise FkpError(f"data.landmarks={name}: no such landmark set; use {known} or a .yaml file.")
+        raise FkpError(f"data.landmarks={name}: no such file; check the path.")
     return LandmarkSet.from_dict(yaml.safe_load(path.read_text()), str(path))
 
 
-def landmark_set(spec: LandmarkSet | dict | str | None, where: str = "landmark set") -> LandmarkSet:
+def landmark_set(
+    spec: LandmarkSet | dict | str | None, where: str = "landmark set", files: bool = True
+) -> LandmarkSet:
     """The set a setting names: a LandmarkSet, its plain-data form (as configs and checkpoints
-    hold it), a name or file, or None for the 68-point iBUG markup (models trained before sets
-    were data)."""
+    hold it), a name or (files=True, the user's own setting) a file, or None for the 68-point
+    iBUG markup (models trained before sets were data)."""
     if spec is None:
         return IBUG68
     if isinstance(spec, LandmarkSet):
         return spec
     if isinstance(spec, str):
-        return load_landmark_set(spec)
+        return load_landmark_set(spec, files)
     return LandmarkSet.from_dict(dict(spec), where)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,37 @@ log = logging.getLogger("fkp.train")
 # The hyperparameters a checkpoint may set (the network and its input; the rest is training).
 _SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "landmarks",
              "monitor", "data_config")  # fmt: skip
+
+
+# A network is built from its settings before its weights are read, so a crafted checkpoint
+# could ask for one too large to build: every number in them is bounded.
+MAX_NETWORK_SETTING = 4096
+
+
+def _check_settings(settings: dict[str, Any], path: str | Path) -> None:
+    size = settings.get("image_size")
+    if type(size) is not int or not 16 <= size <= 1024:
+        raise FkpError(f"{path}: its image_size={str(size)[:40]} is out of range (16-1024).")
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(child, f"{where}.{key}")
+        elif isinstance(value, list | tuple):
+            for i, child in enumerate(value):
+                walk(child, f"{where}[{i}]")
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and not (math.isfinite(value) and abs(value) <= MAX_NETWORK_SETTING)
+        ):
+            raise FkpError(
+                f"{path}: its {where}={value} is out of range (at most "
+                f"{MAX_NETWORK_SETTING}); use a checkpoint written by fkp."
+            )
+
+    for key in ("network_kwargs", "head"):
+        walk(settings.get(key), key)
 
 
 class KeypointModule(pl.LightningModule):
@@ -89,6 +121,10 @@ class KeypointModule(pl.LightningModule):
         settings = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
                     if k in _SETTINGS}  # fmt: skip
         settings.update(pretrained=False, weights=None)
+        _check_settings(settings, path)
+        if settings.get("landmarks") is not None:  # a stored name may only be a shipped set
+            marks = landmark_set(settings["landmarks"], f"{path} landmarks", files=False)
+            settings["landmarks"] = marks.to_dict()
         try:
             model = cls(**settings)
         except TypeError as e:

@@ -3,8 +3,10 @@ visitors, torn writes, settings the schema used to let through, and data that is
 ways a finite-number check misses. Each test asserts one line (or a bounded, quiet outcome)
 and that nothing outside the run, or already written, was touched."""
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -12,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from fkp.checkpoints import accepted_callback_states
+from fkp.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
+from fkp.deploy import load_preprocessing
 from fkp.errors import FkpError
+from fkp.predictor import FaceKeypointDetector
 from tests.conftest import QUICK, compose_train
 from tests.test_faults import _mounted, _one_line_error, _run
 from train import train
@@ -201,3 +205,98 @@ def test_a_full_disk_keeps_the_earlier_export_whole(tiny_checkpoint, tmp_path, f
         assert "output=<file>" in err.strip().splitlines()[-1]
         filler.unlink()
         assert {p.name: p.read_bytes() for p in small.iterdir()} == earlier  # nothing torn
+
+
+# --- what a checkpoint or export holds is bounded ---------------------------------------------
+
+
+def _crafted(tiny_checkpoint: Path, tmp_path: Path, name: str, change) -> Path:
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    change(checkpoint["hyper_parameters"])
+    torch.save(checkpoint, tmp_path / name)
+    return tmp_path / name
+
+
+def test_a_checkpoint_of_shared_references_is_refused_quickly(tiny_checkpoint, tmp_path):
+    def bomb(hparams):  # 10 levels of 10 references to one list: 10^10 leaves, a few KB
+        value = [0.5]
+        for _ in range(10):
+            value = [value] * 10
+        hparams["data_config"]["mean"] = value
+
+    path = _crafted(tiny_checkpoint, tmp_path, "bomb.ckpt", bomb)
+    assert path.stat().st_size < tiny_checkpoint.stat().st_size + 10_000
+    start = time.perf_counter()
+    with pytest.raises(FkpError, match=r"bomb.ckpt: holds more than 200000 values"):
+        read_checkpoint(path)
+    assert time.perf_counter() - start < 10
+
+
+def test_self_reference_and_deep_nesting_are_one_line():
+    loop: list = [1]
+    loop.append(loop)
+    with pytest.raises(FkpError, match=r"contains itself"):
+        check_plain_data({"a": loop}, "x.ckpt")
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(FkpError, match=r"nested more than 32 levels"):
+        check_plain_data(deep, "x.ckpt")
+    shared = [1, 2]
+    check_plain_data({"a": shared, "b": shared}, "x.ckpt")  # shared, but small: fine
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda h: h.update(image_size=60000), r"image_size=60000 is out of range"),
+        (lambda h: h["network_kwargs"].update(hidden=10**7), r"network_kwargs.hidden=10000000"),
+        (lambda h: h.update(landmarks="../conf/data/landmarks/ibug68.yaml"),
+         r"no such landmark set; use .* \(a stored set names a shipped one\)"),
+        (lambda h: h["data_config"].update(margin=1e300), r"margin: 1e\+300 is out of range"),
+        (lambda h: h["data_config"]["eval_transforms"][0].update(height=60000),
+         r"height: 60000 is out of range"),
+    ],
+)  # fmt: skip
+def test_settings_in_a_checkpoint_are_bounded(tiny_checkpoint, tmp_path, change, expected):
+    path = _crafted(tiny_checkpoint, tmp_path, "crafted.ckpt", change)
+    with pytest.raises(FkpError, match=expected):
+        FaceKeypointDetector.from_checkpoint(path)
+
+
+def test_an_export_json_is_bounded(tmp_path):
+    settings = {"image_size": 60000, "grayscale": True, "margin": 0.5, "frame_scale": 1.0,
+                "mean": [0.5], "std": [0.25], "eval_transforms": []}  # fmt: skip
+    (tmp_path / "m.json").write_text(json.dumps({"network": "x", "preprocessing": settings}))
+    with pytest.raises(FkpError, match=r"m.json image_size: 60000 is out of range"):
+        load_preprocessing(tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FkpError, match=r"not an fkp preprocessing file"):
+        load_preprocessing(tmp_path / "m.onnx")
+    settings.update(image_size=64, landmarks="/etc/some.yaml")
+    (tmp_path / "m.json").write_text(json.dumps({"network": "x", "preprocessing": settings}))
+    with pytest.raises(FkpError, match=r"a stored set names a shipped one"):
+        load_preprocessing(tmp_path / "m.onnx")
+
+
+def test_eval_runs_no_regex_and_reads_no_file_a_checkpoint_names(tiny_checkpoint, tmp_path):
+    slow = _crafted(tiny_checkpoint, tmp_path, "regex.ckpt",
+                    lambda h: h["data_config"].update(person_pattern="(a+)+$"))  # fmt: skip
+    outside = _crafted(tiny_checkpoint, tmp_path, "outside.ckpt",
+                       lambda h: h["data_config"].update(test_csv="../../etc/passwd"))  # fmt: skip
+    no_split = _crafted(tiny_checkpoint, tmp_path, "nosplit.ckpt",
+                        lambda h: h["data_config"].pop("val_split"))  # fmt: skip
+    from tests.conftest import SYNTHETIC
+
+    for ckpt, split, expected in [
+        (slow, "val", "fkp does not run a pattern read from a checkpoint"),
+        (outside, "test", "test_csv='../../etc/passwd' is not a plain name under data_dir"),
+        (no_split, "val", "its data settings lack a usable val_split"),
+    ]:
+        start = time.perf_counter()
+        proc = _run("eval.py", f"ckpt_path={ckpt}", f"split={split}", f"data_dir={SYNTHETIC}",
+                    f"hydra.run.dir={tmp_path / ckpt.stem}")  # fmt: skip
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err[-2000:]
+        _one_line_error(err, expected)
+        assert time.perf_counter() - start < 60

@@ -266,12 +266,21 @@ def _transform_class(target: object, where: str) -> type:
     )
 
 
+MAX_SETTING = 4096  # the largest number a transform setting may hold (pixels, limits, counts)
+
+
 def _plain_value(value: object, where: str) -> Any:
     """Numbers, strings, booleans, None and lists of them; nested transform specs are built."""
     if isinstance(value, Mapping):
         return build_transform(value, where)
     if isinstance(value, list | tuple):
         return [_plain_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not (math.isfinite(value) and abs(value) <= MAX_SETTING)
+    ):
+        raise FkpError(f"{where}: {value} is out of range (at most {MAX_SETTING} in size).")
     if isinstance(value, _PLAIN):
         return value
     raise FkpError(f"{where}: {type(value).__name__} values are not allowed; use plain numbers.")
@@ -319,6 +328,25 @@ def build_transforms(specs: Sequence | None, where: str = "transforms") -> list:
 # The data settings a KeypointTransform is built from (beside its albumentations steps); kept in
 # checkpoints and export files so inference rebuilds the evaluation transform exactly.
 TRANSFORM_SETTINGS = ("image_size", "grayscale", "margin", "frame_scale", "mean", "std")
+# What a stored record may hold for each (checked before anything is built from it).
+_RECORD_RANGES = {
+    "image_size": (lambda v: type(v) is int and 16 <= v <= 1024, "a whole number 16-1024"),
+    "grayscale": (lambda v: isinstance(v, bool), "true or false"),
+    "margin": (lambda v: _number_in(v, 0, 4), "0 to 4"),
+    "frame_scale": (lambda v: _number_in(v, 1, 4), "1 to 4"),
+    "mean": (lambda v: _numbers_in(v, 0, 1), "1 or 3 numbers 0 to 1"),
+    "std": (lambda v: _numbers_in(v, 1e-6, 10), "1 or 3 numbers above 0, up to 10"),
+}
+
+
+def _number_in(v: Any, low: float, high: float) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+def _numbers_in(v: Any, low: float, high: float) -> bool:
+    return isinstance(v, list) and len(v) in (1, 3) and all(_number_in(x, low, high) for x in v)
+
+
 # Stored beside them since landmark sets became data; older records mean the 68-point set.
 OPTIONAL_SETTINGS = ("landmarks",)
 
@@ -346,12 +374,18 @@ def transform_from_record(record: Mapping, where: str) -> KeypointTransform:
         if key not in record:
             raise FkpError(f"{where}: its preprocessing lacks {key!r}; export or train it again.")
         settings[key] = _plain_value(record[key], f"{where} {key}")
+        if not _RECORD_RANGES[key][0](settings[key]):
+            raise FkpError(
+                f"{where}: its {key}={str(settings[key])[:60]} is out of range "
+                f"({_RECORD_RANGES[key][1]}); use a model written by fkp."
+            )
     if record.get("landmarks") is not None:
-        # read field by field as numbers and names (LandmarkSet.from_dict): data only
+        # read field by field as numbers and names (LandmarkSet.from_dict): data only; a name
+        # may only be a shipped set, never a file
         marks = record["landmarks"]
         if not isinstance(marks, Mapping | str):
             raise FkpError(f"{where}: its landmark set is not readable; export or train it again.")
-        settings["landmarks"] = landmark_set(marks, f"{where} landmarks")
+        settings["landmarks"] = landmark_set(marks, f"{where} landmarks", files=False)
     steps = build_transforms(record.get("eval_transforms"), f"{where} eval_transforms")
     try:
         return KeypointTransform(transforms=steps, **settings)
