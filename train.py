@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from fkp.callbacks import SaveOnInterrupt, quiet_lightning
 from fkp.checkpoints import check_resume
 from fkp.config import build, validate
-from fkp.errors import Interrupted, reported_as_one_line
+from fkp.errors import FkpError, Interrupted, reported_as_one_line
 from fkp.files import AtomicCheckpointIO, ensure_writable, write_text
 from fkp.trackers import close_trackers, log_config, log_files
 
@@ -67,11 +68,33 @@ def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -
     return metrics
 
 
+def check_batch_limits(cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:
+    """A fraction of the batches that comes to none is one line, not Lightning's error."""
+    loaders = {"train": datamodule.train_dataloader, "val": datamodule.val_dataloader}
+    for split, loader in loaders.items():
+        key = f"trainer.limit_{split}_batches"
+        limit = OmegaConf.select(cfg, key)
+        if not isinstance(limit, float) or limit >= 1:
+            continue
+        batches = len(loader())
+        if int(batches * limit) < 1:
+            least = math.ceil(1000 / batches) / 1000
+            raise FkpError(
+                f"{key}={limit} leaves none of the {batches} {split} batches; use at least "
+                f"{least} or a batch count, e.g. {key}=1."
+            )
+
+
 def resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     """The checkpoint to resume from: `ckpt_path` as given, or this run folder's last.ckpt for
     `ckpt_path=last`, and also when SLURM restarts a requeued job (a preempted or timed-out
     sweep job comes back in the same folder, `SLURM_RESTART_COUNT` > 0). A fresh run folder
     starts from scratch either way."""
+    if ckpt_path == "":
+        raise FkpError(
+            "ckpt_path= is empty; pass a checkpoint to resume from (ckpt_path=<run>/checkpoints/"
+            "last.ckpt or ckpt_path=last), or leave it out to start a new run."
+        )
     last = run_dir / "checkpoints" / "last.ckpt"
     requeued = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
     if ckpt_path == "last" or (ckpt_path is None and requeued):
@@ -153,17 +176,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     if cfg.get("test"):
         datamodule.setup("test")
+    check_batch_limits(cfg, datamodule)
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
     try:
         log_config(loggers, flat)
         metrics = _fit_validate_test(cfg, trainer, model, datamodule, ckpt_path)
         if trainer.is_global_zero:
             _save_metrics(trainer, run_dir, metrics, flat)
-    except (SIGTERMException, KeyboardInterrupt):
+    except (SIGTERMException, KeyboardInterrupt, SystemExit) as e:
+        # Lightning ends a Ctrl-C with its own sys.exit(1), after the callbacks have seen it
+        if isinstance(e, SystemExit) and interrupt.signal is None:
+            raise
+        ctrl_c = interrupt.signal == "Ctrl-C" or isinstance(e, KeyboardInterrupt)
         where = interrupt.saved or "nothing new (no training step had run)"
         raise Interrupted(
-            f"stopped by a signal during epoch {trainer.current_epoch}; the training state "
-            f"was saved to {where}; resume with ckpt_path={interrupt.saved or '<last.ckpt>'}."
+            f"stopped by {'Ctrl-C' if ctrl_c else 'a signal'} during epoch "
+            f"{trainer.current_epoch}; the training state was saved to {where}; resume with "
+            f"ckpt_path={interrupt.saved or '<last.ckpt>'}.",
+            exit_code=130 if ctrl_c else 143,
         ) from None
     finally:
         close_trackers(loggers)  # the next job of an in-process sweep starts its own run

@@ -89,13 +89,19 @@ class EpochRecords(pl.Callback):
         # the rate this epoch trains with; schedulers step before on_train_epoch_end
         self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else ""
 
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:  # (trainer.check_val_every_n_epoch may skip epochs)
+            self._validated = trainer.current_epoch
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch, "lr": getattr(self, "_lr", "")}
+        validated = getattr(self, "_validated", None) == trainer.current_epoch
         for key in RECORD_FIELDS[2:5]:
-            row[key] = float(metrics[key]) if key in metrics else ""
+            fresh = validated or not key.startswith("val/")  # not an earlier epoch's value
+            row[key] = float(metrics[key]) if key in metrics and fresh else ""
         row["time_s"] = round(self._offset + time.perf_counter() - self._start, 1)
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,10 +228,12 @@ class SaveOnInterrupt(pl.Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.saved: Path | None = None
+        self.signal: str | None = None  # "SIGTERM" or "Ctrl-C", once one has arrived
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception) -> None:
         if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
             return
+        self.signal = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         if trainer.state.fn != "fit" or trainer.global_step == 0:
             return
         trainer.save_checkpoint(self.path)

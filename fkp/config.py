@@ -9,12 +9,13 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, InstantiationException
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fkp import CONF_DIR
-from fkp.errors import FkpError
+from fkp.errors import FkpError, reported_as_one_line
 
 # `${pid:}` in conf/hydra/default.yaml: run folders are named by time and process id, so two
 # runs started in the same second never share one.
@@ -22,6 +23,26 @@ OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)
 # `${abspath:outputs}`: tools that keep their own working folder (MLflow's store) get the
 # absolute form of a path that README's commands give relative to the project root.
 OmegaConf.register_new_resolver("abspath", lambda p: os.path.abspath(p), replace=True)
+
+
+class CheckOutputFolder(Callback):
+    """Hydra makes the run folder before fkp's code runs, and a folder it cannot make ends in
+    its traceback: this callback (conf/hydra/default.yaml) makes and checks it first, so a
+    read-only or uncreatable `hydra.run.dir` is one line and exit status 2, as every other
+    unwritable folder is."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir=<folder>")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir=<folder>")
+
+    @staticmethod
+    def _check(folder: str, setting: str) -> None:
+        from fkp.files import ensure_writable
+
+        with reported_as_one_line():
+            ensure_writable(folder, setting)
 
 
 def compose_config(
@@ -75,6 +96,10 @@ def _number(low: float, high: float = math.inf, open_low: bool = False) -> Calla
     return test
 
 
+def _seed(v: Any) -> bool:  # what NumPy's and torch's generators take
+    return _integer(0)(v) and v < 2**32
+
+
 def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or test(v)
 
@@ -103,13 +128,23 @@ def _three_numbers(positive: bool) -> Callable[[Any], bool]:
 
 Rule = tuple[str, Callable[[Any], bool], str, str]
 TRAIN_RULES: tuple[Rule, ...] = (
-    ("seed", _optional(_integer(0)), "a whole number >= 0, or null", "seed=42"),
+    ("seed", _optional(_seed), "a whole number 0-4294967295, or null", "seed=42"),
     ("test", _boolean, "true or false", "test=false"),
     ("data.batch_size", _integer(1), "a whole number >= 1", "data.batch_size=16"),
     ("data.num_workers", _integer(0), "a whole number >= 0", "data.num_workers=2"),
-    ("data.image_size", _integer(16), "a whole number of pixels >= 16", "data.image_size=112"),
-    ("data.margin", _number(0), "a number >= 0 (0.5: half the face's extent)", "data.margin=0.5"),
-    ("data.frame_scale", _number(1), "a number >= 1", "data.frame_scale=1.116"),
+    (
+        "data.image_size",
+        lambda v: _integer(16)(v) and v <= 1024,
+        "a whole number of pixels 16-1024",
+        "data.image_size=112",
+    ),  # fmt: skip
+    (
+        "data.margin",
+        _number(0, 4),
+        "a number 0-4 (0.5: half the face's extent)",
+        "data.margin=0.5",
+    ),  # fmt: skip
+    ("data.frame_scale", _number(1, 4), "a number 1-4", "data.frame_scale=1.116"),
     ("data.grayscale", _boolean, "true or false", "data.grayscale=true"),
     (
         "data.val_fraction",
@@ -118,7 +153,7 @@ TRAIN_RULES: tuple[Rule, ...] = (
         "data.val_fraction=0.1",
     ),  # fmt: skip
     ("data.limit", _optional(_integer(1)), "a whole number >= 1, or null", "data.limit=100"),
-    ("data.seed", _integer(0), "a whole number >= 0", "data.seed=42"),
+    ("data.seed", _seed, "a whole number 0-4294967295", "data.seed=42"),
     ("data.pin_memory", _boolean, "true or false", "data.pin_memory=false"),
     ("data.cache", _boolean, "true or false", "data.cache=false"),
     ("data.download", _boolean, "true or false", "data.download=true"),
@@ -133,6 +168,12 @@ TRAIN_RULES: tuple[Rule, ...] = (
     ),  # fmt: skip
     ("optimizer.momentum", _number(0, 1), "a number in [0, 1]", "optimizer.momentum=0.9"),
     ("trainer.max_epochs", _integer(1), "a whole number >= 1", "trainer.max_epochs=30"),
+    (
+        "trainer.check_val_every_n_epoch",
+        _optional(_integer(1)),
+        "a whole number of epochs >= 1",
+        "trainer.check_val_every_n_epoch=1",
+    ),  # fmt: skip
     (
         "trainer.limit_train_batches",
         _count_or_fraction,

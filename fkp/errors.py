@@ -23,9 +23,12 @@ class FkpError(Exception):
 
 
 class Interrupted(FkpError):
-    """The run was stopped by a signal (SIGTERM, Ctrl-C) after saving what it could."""
+    """The run was stopped by a signal after saving what it could; exit status 128 + the
+    signal's number, as shells and schedulers expect (143 SIGTERM, 130 Ctrl-C)."""
 
-    exit_code = 143  # 128 + SIGTERM, what shells and schedulers expect
+    def __init__(self, message: str, exit_code: int = 143) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def as_fkp_error(error: BaseException) -> FkpError | None:

@@ -225,8 +225,11 @@ class KeypointModule(pl.LightningModule):
             scheduler = self.scheduler_factory(optimizer=optimizer)
         # "name": the rate is logged as "lr" whatever the optimizer, so runs overlay in
         # TensorBoard (Lightning would name it lr-Adam, lr-AdamW, ...)
+        # a scheduler watching a validation metric steps when validation runs
+        # (trainer.check_val_every_n_epoch), so it never looks for a value not yet logged
+        every = getattr(self._trainer, "check_val_every_n_epoch", None) or 1
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor,
-                             "interval": "epoch", "name": "lr"},
+                             "interval": "epoch", "frequency": every, "name": "lr"},
         }  # fmt: skip

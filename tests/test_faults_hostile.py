@@ -3,9 +3,12 @@ visitors, torn writes, settings the schema used to let through, and data that is
 ways a finite-number check misses. Each test asserts one line (or a bounded, quiet outcome)
 and that nothing outside the run, or already written, was touched."""
 
+import contextlib
+import csv
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -300,3 +303,81 @@ def test_eval_runs_no_regex_and_reads_no_file_a_checkpoint_names(tiny_checkpoint
         assert proc.returncode == 2, err[-2000:]
         _one_line_error(err, expected)
         assert time.perf_counter() - start < 60
+
+
+# --- settings the schema used to let through, run folders, Ctrl-C ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.frame_scale=1e5", r"data.frame_scale=100000.0 is not allowed: use a number 1-4"),
+        ("data.margin=1e300", r"data.margin=1e\+300 is not allowed: use a number 0-4"),
+        ("seed=99999999999", r"seed=99999999999 is not allowed: use a whole number 0-4294967295"),
+        ("data.image_size=60000", r"use a whole number of pixels 16-1024"),
+        ("trainer.check_val_every_n_epoch=0", r"use a whole number of epochs >= 1"),
+        ("trainer.limit_train_batches=1e-6",
+         r"trainer.limit_train_batches=1e-06 leaves none of the 9 train batches; use at least "
+         r"0.112 or a batch count"),
+        ("ckpt_path=", r"ckpt_path= is empty; pass a checkpoint to resume from"),
+    ],
+)  # fmt: skip
+def test_settings_that_used_to_crash_are_one_line(tmp_path, override, expected):
+    cfg = compose_train(tmp_path, [*QUICK, "trainer=debug", "test=false", override])
+    with pytest.raises(FkpError, match=expected) as error:
+        train(cfg)
+    assert "\n" not in str(error.value)
+
+
+def test_validation_every_second_epoch_trains_with_the_plateau_scheduler(tmp_path):
+    cfg = compose_train(
+        tmp_path,
+        [
+            *QUICK,
+            "trainer=debug",
+            "test=false",
+            "scheduler=plateau",
+            "trainer.check_val_every_n_epoch=2",
+            "trainer.max_epochs=4",
+        ],
+    )
+    metrics = train(cfg)  # fmt: skip
+    with (tmp_path / "records.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["val/nme"] != "" for r in rows] == [False, True, False, True]
+    assert "val/nme" in metrics
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only"])
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path, where):
+    if where == "under_a_file":
+        (tmp_path / "a_file").write_text("x")
+        context, folder = contextlib.nullcontext(), tmp_path / "a_file" / "run"
+    else:
+        context, folder = _mounted(tmp_path / "ro", "ro,size=1m"), tmp_path / "ro" / "run"
+    with context:
+        proc = _run("train.py", *QUICK, "trainer=debug", f"hydra.run.dir={folder}")
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line_error(err, f"{folder}: cannot write there")
+    assert "hydra.run.dir=<folder>" in err
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
+    run = tmp_path / "run"
+    proc = _run("train.py", *QUICK, "trainer=debug", "trainer.max_epochs=50",
+                "trainer.limit_train_batches=6", f"hydra.run.dir={run}",
+                start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "records.csv").exists() and (run / "records.csv").read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before Ctrl-C"
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    _one_line_error(err, "stopped by Ctrl-C during epoch")
+    assert f"resume with ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in err
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] >= 6
