@@ -20,7 +20,12 @@ from omegaconf import DictConfig
 
 from fkp.config import EVAL_RULES, build, validate
 from fkp.data.datamodule import FaceKeypointsDataModule
-from fkp.data.io import check_images_exist, decode_image, read_keypoints_csv
+from fkp.data.io import (
+    check_images_exist,
+    check_points_in_images,
+    decode_image,
+    read_keypoints_csv,
+)
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluate import (
     Result,
@@ -75,7 +80,10 @@ def load_faces(
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))
     check_images_exist(table, folder)
-    return table.names, table.keypoints, [decode_image(folder / n) for n in table.names]
+    images = [decode_image(folder / n) for n in table.names]
+    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
+    check_points_in_images(table, sizes)
+    return table.names, table.keypoints, images
 
 
 def stored_split(data_config: dict, needed: bool) -> dict:

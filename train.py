@@ -28,7 +28,7 @@ from fkp.callbacks import SaveOnInterrupt, quiet_lightning
 from fkp.checkpoints import check_resume
 from fkp.config import build, validate
 from fkp.errors import FkpError, Interrupted, reported_as_one_line
-from fkp.files import AtomicCheckpointIO, ensure_writable, write_text
+from fkp.files import AtomicCheckpointIO, ensure_writable, run_lock, write_text
 from fkp.trackers import close_trackers, log_config, log_files
 
 log = logging.getLogger("fkp.train")
@@ -138,6 +138,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ensure_writable(run_dir / "checkpoints", "hydra.run.dir=<folder>")
+    with run_lock(run_dir / "checkpoints"):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data)

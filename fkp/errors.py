@@ -34,9 +34,14 @@ class Interrupted(FkpError):
 def as_fkp_error(error: BaseException) -> FkpError | None:
     """The one-line form of an error a user can act on, or None for a bug."""
     if isinstance(error, FkpError):
+        text = str(error)
+        if "Original Traceback" in text:  # raised in a DataLoader worker, which wraps the
+            # message in the worker's traceback; the sentence is its last line
+            last = text.strip().splitlines()[-1]
+            return FkpError(last.split("FkpError: ", 1)[-1])
         return error
     if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
-        where = error.filename or "a file"
+        where = error.filename or error.filename2 or "a file in the output folder"
         return FkpError(
             f"{where}: cannot write ({error.strerror}); free some space or fix the folder's "
             "permissions, or choose another output folder with hydra.run.dir=<folder>; files "

@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,30 @@ def ensure_writable(folder: str | Path, setting: str) -> Path:
             f"or choose another folder with {setting}."
         ) from None
     return folder
+
+
+@contextmanager
+def run_lock(folder: Path, what: str = "run folder") -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a `.lock` file in it) while a run writes there, so a
+    second run in the same folder (two resumes of one run) stops with one line instead of
+    interleaving its checkpoints and records. The lock goes with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one run per folder is then up to you
+        yield
+        return
+    lock = (folder / ".lock").open("a+")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FkpError(
+                f"{folder}: another fkp process is using this {what}; wait for it to end, or "
+                "resume into a new folder (ckpt_path=<its last.ckpt> without hydra.run.dir)."
+            ) from None
+        yield
+    finally:
+        lock.close()
 
 
 def pid_alive(pid: int) -> bool:

@@ -243,7 +243,7 @@ def test_header_only_and_latin1_csvs_and_folder_images(tmp_path):
     (tmp_path / "header.csv").write_text(header)
     with pytest.raises(FkpError, match=r"header.csv: a header row but no data rows"):
         read_keypoints_csv(tmp_path / "header.csv")
-    row = "Jos\xe9_01.jpg," + ",".join(["1.0"] * 136) + "\n"
+    row = "Jos\xe9_01.jpg," + ",".join(str(1 + i % 5) for i in range(136)) + "\n"
     (tmp_path / "latin1.csv").write_bytes((header + row).encode("latin-1"))
     with pytest.raises(FkpError, match=r"latin1.csv, line 2: not UTF-8 text .* save the CSV"):
         read_keypoints_csv(tmp_path / "latin1.csv")

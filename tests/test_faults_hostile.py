@@ -381,3 +381,150 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
     _one_line_error(err, "stopped by Ctrl-C during epoch")
     assert f"resume with ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in err
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] >= 6
+
+
+# --- data a finite-number check lets through ------------------------------------------------
+
+
+def _edit_first_row(tiny_data: Path, name: str | None = None, values=None) -> Path:
+    """Change the first data row of the tiny training CSV: its image name and/or values
+    ({column index: text}); returns the CSV."""
+    path = tiny_data / "training_frames_keypoints.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[1].split(",")
+    if name is not None:
+        cells[0] = name
+    for column, text in (values or {}).items():
+        cells[column] = text
+    lines[1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (dict(values={3: "1e39"}),
+         r"line 2, column 4 \(x of keypoint 1\): inf is not a coordinate"),
+        (dict(values={3: "1e30"}), r"line 2, column 4 .* of at most 1000000 pixels"),
+        (dict(values={3: "-5000"}),
+         r"line 2: keypoint 1 at \(-5000, .*\) lies more than 1 image size outside its"),
+        (dict(values={i: "50" for i in range(1, 137)}), r"line 2: all points of this face lie "
+         r"within one pixel"),
+        (dict(name="../training/training00_01.jpg"), r"lies outside the image folder"),
+        (dict(name="/etc/hostname"), r"lies outside the image folder"),
+        (dict(name="./training00_01.jpg"), r"line 3, column 1: image 'training00_01.jpg' is "
+         r"listed again \(first on line 2\)"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("cache", [True, False])
+def test_bad_rows_are_named_before_training(tiny_data, tmp_path, change, expected, cache):
+    _edit_first_row(tiny_data, **change)
+    cfg = compose_train(tmp_path, [*QUICK, f"data.data_dir={tiny_data}", "trainer=debug",
+                                   f"data.cache={str(cache).lower()}"])  # fmt: skip
+    with pytest.raises(FkpError, match=expected):
+        train(cfg)
+
+
+def test_a_tiny_image_is_named(tiny_data, tmp_path):
+    path = _edit_first_row(tiny_data)
+    name = path.read_text().splitlines()[1].split(",")[0]
+    cv2.imwrite(str(tiny_data / "training" / name), np.zeros((1, 1, 3), np.uint8))
+    cfg = compose_train(tmp_path, [*QUICK, f"data.data_dir={tiny_data}", "trainer=debug"])
+    with pytest.raises(FkpError, match=rf"line 2: image '{name}' is 1x1 pixels; fkp needs at "
+                                       r"least 8x8"):  # fmt: skip
+        train(cfg)
+
+
+def test_a_pts_coordinate_beyond_float32_is_named(tmp_path):
+    from fkp.data.formats import read_300w
+    from fkp.data.io import check_table
+
+    (tmp_path / "afw").mkdir()
+    cv2.imwrite(str(tmp_path / "afw" / "a.png"), np.zeros((100, 100, 3), np.uint8))
+    body = "\n".join(["1e39 5"] + [f"{10 + i} {20 + i}" for i in range(67)])
+    (tmp_path / "afw" / "a.pts").write_text(f"version: 1\nn_points: 68\n{{\n{body}\n}}\n")
+    with pytest.raises(FkpError, match=r"inf is not a coordinate"):
+        check_table(read_300w(tmp_path, ["afw"]))
+
+
+def test_an_image_deleted_mid_training_is_one_line_from_loader_workers(tiny_data, capsys):
+    from torch.utils.data import DataLoader
+
+    from fkp.data.datamodule import KeypointsDataset
+    from fkp.data.io import ImageFiles, read_keypoints_csv
+    from fkp.data.transforms import KeypointTransform
+    from fkp.errors import reported_as_one_line
+
+    table = read_keypoints_csv(tiny_data / "training_frames_keypoints.csv")
+    images = ImageFiles(tiny_data / "training", table.names)
+    dataset = KeypointsDataset(images, table.keypoints, table.names, KeypointTransform(32))
+    (tiny_data / "training" / table.names[3]).unlink()  # gone after the checks, mid-training
+    with pytest.raises(SystemExit) as stop, reported_as_one_line():
+        for _ in DataLoader(dataset, batch_size=4, num_workers=2):
+            pass
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {tiny_data / 'training' / table.names[3]}: cannot read")
+
+
+def test_the_converter_writes_only_inside_its_output_folder(tmp_path, capsys):
+    from fkp.data.__main__ import main
+    from fkp.data.io import write_keypoints_csv
+
+    points = np.tile(np.arange(136, dtype=np.float32).reshape(1, 68, 2), (1, 1, 1))
+
+    def refused(*argv: str) -> str:
+        with pytest.raises(SystemExit) as stop:
+            main(["convert", *argv])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    for name in ["../../escaped.jpg", "/abs/escaped.jpg"]:
+        write_keypoints_csv([name], points, tmp_path / "in.csv")
+        assert "lies outside the image folder" in refused(
+            str(tmp_path / "in.csv"), str(tmp_path / "out" / "pts"), "--format", "csv"
+        )
+    assert not list(tmp_path.rglob("escaped.pts")) and not Path("/abs").exists()
+    (tmp_path / "300w" / "afw").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "300w" / "afw" / "a.png"), np.zeros((9, 9, 3), np.uint8))
+    assert "no images with a .pts file beside them" in refused(
+        str(tmp_path / "300w"), str(tmp_path / "o.csv"), "--format", "300w", "--subsets", "afw"
+    )
+    (tmp_path / "wflw.txt").write_bytes(b"\xff\xfe\x00binary")
+    assert "not readable as a WFLW annotation list" in refused(
+        str(tmp_path / "wflw.txt"), str(tmp_path / "o.csv"), "--format", "wflw"
+    )
+    (tmp_path / "a_folder").mkdir()
+    assert "a folder; name the CSV file to write" in refused(
+        str(tmp_path / "wflw.txt"), str(tmp_path / "a_folder"), "--format", "wflw"
+    )
+
+
+def test_keypoints_csv_round_trips_names_with_commas_and_newlines(tmp_path):
+    from fkp.data.io import read_keypoints_csv, write_keypoints_csv
+
+    names = ["a,b.jpg", "c\nd.jpg", 'e "f".jpg']
+    points = np.random.default_rng(0).uniform(0, 100, (3, 68, 2)).astype(np.float32)
+    write_keypoints_csv(names, points, tmp_path / "k.csv")
+    table = read_keypoints_csv(tmp_path / "k.csv")
+    assert table.names == names and np.allclose(table.keypoints, points, atol=1e-3)
+
+
+def test_two_runs_in_one_folder_at_once_the_second_stops(tmp_path):
+    run = tmp_path / "run"
+    first = _run("train.py", *QUICK, "trainer=debug", "trainer.max_epochs=30",
+                 f"hydra.run.dir={run}")  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "records.csv").exists():
+        time.sleep(0.05)
+    second = _run("train.py", *QUICK, "trainer=debug", "trainer.max_epochs=30",
+                  "ckpt_path=last", f"hydra.run.dir={run}")  # fmt: skip
+    _, err = second.communicate(timeout=300)
+    first.kill()
+    first.communicate()
+    assert second.returncode == 2
+    _one_line_error(err, "another fkp process is using this run folder")

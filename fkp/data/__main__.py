@@ -13,7 +13,7 @@ import numpy as np
 from fkp.config import build, compose_config
 from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
 from fkp.data.transforms import denormalise
-from fkp.errors import reported_as_one_line
+from fkp.errors import FkpError, reported_as_one_line
 from fkp.viz import make_grid, save_image
 
 
@@ -50,17 +50,24 @@ def convert(source: str, out: str, fmt: str, subsets: list[str], points: int | N
     from pathlib import Path
 
     from fkp.data.formats import read_300w, read_wflw, write_pts
-    from fkp.data.io import read_keypoints_csv, write_keypoints_csv
+    from fkp.data.io import check_table, read_keypoints_csv, write_keypoints_csv
 
+    if fmt != "csv" and Path(out).is_dir():
+        raise FkpError(f"{out}: a folder; name the CSV file to write, e.g. {Path(out) / 'x.csv'}.")
     if fmt == "300w":
-        table = read_300w(source, subsets or ["."], points or 68)
+        table = check_table(read_300w(source, subsets or ["."], points or 68))
     elif fmt == "wflw":
-        table = read_wflw(source, points or 98)
+        table = check_table(read_wflw(source, points or 98))
     else:
         table = read_keypoints_csv(source, points or 68)
         folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            raise FkpError(f"{folder}: a file, not a folder; name a folder for the .pts files.")
+        inside = folder.resolve()
         for name, marks in zip(table.names, table.keypoints):
             target = folder / Path(name).with_suffix(".pts")
+            if inside not in target.resolve().parents:  # (names are checked when read, too)
+                raise FkpError(f"{source}: image {name!r} would be written outside {folder}.")
             target.parent.mkdir(parents=True, exist_ok=True)
             write_pts(marks, target)
         return f"wrote {len(table)} .pts files under {folder}"

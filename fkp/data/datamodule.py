@@ -22,6 +22,9 @@ from fkp.data.io import (
     ImageFiles,
     KeypointTable,
     check_images_exist,
+    check_points_in_images,
+    check_table,
+    image_sizes,
     load_images,
     person_of,
     read_keypoints_csv,
@@ -198,6 +201,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
                 self._images[which] = load_images(table, folder, prepare=prepare)
             else:  # the loader workers decode each image when its sample is drawn
                 check_images_exist(table, folder)
+                check_points_in_images(table, image_sizes(folder, table.names))
                 self._images[which] = ImageFiles(folder, table.names)
             self._tables[which] = table
         return self._tables[which], self._images[which]
@@ -210,10 +214,10 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         folder = self.data_dir / image_folder
         if self.format == "300w":  # source: subset folders under data_dir
             subsets = [source] if isinstance(source, str) else list(source)
-            return read_300w(self.data_dir, subsets, n), self.data_dir
+            return check_table(read_300w(self.data_dir, subsets, n)), self.data_dir
         if self.format == "csv":
             return read_keypoints_csv(self.data_dir / source, n), folder
-        table = read_wflw(self.data_dir / source, n)
+        table = check_table(read_wflw(self.data_dir / source, n))
         if which == "test" and self.test_subset:
             if self.test_subset not in WFLW_ATTRIBUTES:
                 raise FkpError(

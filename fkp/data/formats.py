@@ -21,6 +21,7 @@ import numpy as np
 
 from fkp.data.io import KeypointTable
 from fkp.errors import FkpError
+from fkp.files import write_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "make_up", "occlusion", "blur")
@@ -73,8 +74,7 @@ def write_pts(points: np.ndarray, path: str | Path) -> Path:
     """(K, 2) 0-based pixels -> a .pts file (1-based), as 300W stores them."""
     path = Path(path)
     body = "\n".join(f"{x + 1:.3f} {y + 1:.3f}" for x, y in np.asarray(points, dtype=np.float64))
-    path.write_text(f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n")
-    return path
+    return write_text(path, f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n")
 
 
 def read_300w(root: str | Path, subsets: Sequence[str], num_points: int = 68) -> KeypointTable:
@@ -90,6 +90,7 @@ def read_300w(root: str | Path, subsets: Sequence[str], num_points: int = 68) ->
                 "names (e.g. afw, helen/trainset, lfpw/testset, ibug)."
             )
         found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        labelled = len(names)
         for image in found:
             pts = image.with_suffix(".pts")
             if not pts.is_file():
@@ -100,8 +101,10 @@ def read_300w(root: str | Path, subsets: Sequence[str], num_points: int = 68) ->
                                f"{num_points}; choose the matching data/landmarks.")  # fmt: skip
             names.append(image.relative_to(root).as_posix())
             points.append(marks)
-        if not found:
-            raise FkpError(f"{folder}: no images with .pts files; check the subset folder.")
+        if len(names) == labelled:
+            raise FkpError(
+                f"{folder}: no images with a .pts file beside them; check the subset folder."
+            )
     return KeypointTable(root / "+".join(subsets), names, np.stack(points),
                          np.arange(1, len(names) + 1))  # fmt: skip
 
@@ -114,7 +117,14 @@ def read_wflw(path: str | Path, num_points: int = 98) -> KeypointTable:
         raise FkpError(f"{path}: no such WFLW annotation list; check data.data_dir.")
     width = 2 * num_points + 4 + len(WFLW_ATTRIBUTES) + 1
     names, points, boxes, flags, lines = [], [], [], [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FkpError(
+            f"{path}: not readable as a WFLW annotation list ({type(e).__name__}); pass the "
+            "text list, e.g. list_98pt_rect_attr_train.txt."
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,16 +101,56 @@ def read_keypoints_csv(path: str | Path, num_points: int = IBUG68.num_points) ->
         names, numbers = _read_csv_cells(path, lines)
     else:
         names, numbers = parsed
-    dup = names.duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((names == names.iat[row]).to_numpy())[0])
-        raise FkpError(
-            f"{path}, line {lines[row]}, column 1: image {names.iat[row]!r} is listed again "
-            f"(first on line {lines[first]}); remove the duplicate row."
-        )
     keypoints = numbers.astype(np.float32, copy=False).reshape(len(names), num_points, 2)
-    return KeypointTable(path, names.tolist(), keypoints, lines)
+    return check_table(KeypointTable(path, names.tolist(), keypoints, lines))
+
+
+# A coordinate beyond this many pixels is a typing or unit mistake, whatever the image.
+MAX_COORDINATE = 1e6
+# Points may lie outside their image (a face cut by the border), by up to this many image sizes.
+OUTSIDE_IMAGES = 1.0
+MIN_IMAGE_SIDE = 8  # pixels; smaller files are not face photos
+
+
+def check_table(table: KeypointTable) -> KeypointTable:
+    """Faults a finite-number check misses, each named with its row: a name that leaves the
+    image folder (absolute, or through ..) or repeats another once `./` and the like are
+    normalised; a coordinate that is not finite as float32 or beyond MAX_COORDINATE pixels;
+    a face whose points all lie within one pixel (zero extent: nothing to frame)."""
+    where = table.csv_path
+    seen: dict[str, int] = {}
+    for row, name in enumerate(table.names):
+        plain = os.path.normpath(name)
+        if os.path.isabs(plain) or plain == ".." or plain.startswith(".." + os.sep):
+            raise FkpError(
+                f"{where}, line {table.lines[row]}, column 1: image {name!r} lies outside the "
+                "image folder; name images relative to it, without .. or a leading /."
+            )
+        if plain in seen:
+            raise FkpError(
+                f"{where}, line {table.lines[row]}, column 1: image {name!r} is listed again "
+                f"(first on line {table.lines[seen[plain]]}); remove the duplicate row."
+            )
+        seen[plain] = row
+    with np.errstate(over="ignore"):  # as training holds them: 1e39 is inf in float32
+        points = np.asarray(table.keypoints, dtype=np.float32)
+    bad = ~np.isfinite(points) | (np.abs(points) > MAX_COORDINATE)
+    if bad.any():
+        row, point, axis = (int(v) for v in np.argwhere(bad)[0])
+        raise FkpError(
+            f"{where}, line {table.lines[row]}, {_column_label(1 + 2 * point + axis)}: "
+            f"{points[row, point, axis]} is not a coordinate (every value must be a finite "
+            f"number of at most {MAX_COORDINATE:.0f} pixels); fix that value."
+        )
+    if len(points):
+        extent = np.ptp(points, axis=1).max(axis=1)  # (N,) larger side of the points' box
+        flat = np.flatnonzero(extent < 1)
+        if len(flat):
+            raise FkpError(
+                f"{where}, line {table.lines[flat[0]]}: all points of this face lie within one "
+                "pixel (a zero-extent face); fix or remove that row."
+            )
+    return table
 
 
 def _read_clean_csv(path: Path, columns: int) -> tuple[pd.Series, np.ndarray] | None:
@@ -241,13 +283,60 @@ def load_images(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(read, table.names))
-    warn_points_outside(table, images)
+    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
+    check_points_in_images(table, sizes)
     return images
 
 
-def warn_points_outside(table: KeypointTable, images: list[np.ndarray]) -> int:
-    """Count rows with a keypoint outside its image and say so once; such rows are kept."""
-    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32)  # (N, 2) = (W, H)
+def image_sizes(image_dir: Path, names: list[str], workers: int = 4) -> np.ndarray:
+    """(N, 2) width, height of each image, from its header (nothing decoded)."""
+    from PIL import Image
+
+    def size(name: str) -> tuple[int, int]:
+        try:
+            with Image.open(image_dir / name) as image:
+                return image.size
+        except Exception:  # PIL cannot read the header: decode it to learn the size
+            return decode_image(image_dir / name).shape[1::-1]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.array(list(pool.map(size, names)), dtype=np.float32).reshape(-1, 2)
+
+
+def check_points_in_images(table: KeypointTable, sizes: np.ndarray) -> int:
+    """Refuse, naming the row, an image smaller than MIN_IMAGE_SIDE or a point more than
+    OUTSIDE_IMAGES image sizes beyond its image's border; count the rows with points just
+    outside their image and say so once (such rows are kept: a face cut by the border).
+
+    sizes: (N, 2) width, height of each row's image."""
+    small = np.flatnonzero(sizes.min(axis=1, initial=np.inf) < MIN_IMAGE_SIDE)
+    if len(small):
+        row = int(small[0])
+        w, h = (int(v) for v in sizes[row])
+        raise FkpError(
+            f"{table.csv_path}, line {table.lines[row]}: image {table.names[row]!r} is {w}x{h} "
+            f"pixels; fkp needs at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}: replace it or "
+            "remove its row."
+        )
+    kp = table.keypoints
+    reach = OUTSIDE_IMAGES * sizes[:, None, :]
+    far = ((kp < -reach) | (kp > sizes[:, None, :] + reach)).any(axis=2)  # (N, K)
+    if far.any():
+        row, point = (int(v) for v in np.argwhere(far)[0])
+        w, h = (int(v) for v in sizes[row])
+        x, y = (float(v) for v in kp[row, point])
+        raise FkpError(
+            f"{table.csv_path}, line {table.lines[row]}: keypoint {point} at ({x:g}, {y:g}) "
+            f"lies more than {OUTSIDE_IMAGES:g} image size outside its {w}x{h} image "
+            f"{table.names[row]!r}; fix the row (are x and y swapped, or in another scale?)."
+        )
+    return warn_points_outside(table, sizes)
+
+
+def warn_points_outside(table: KeypointTable, sizes: np.ndarray) -> int:
+    """Count rows with a keypoint outside its image and say so once; such rows are kept.
+
+    sizes: (N, 2) width, height of each row's image."""
     kp = table.keypoints
     outside = ((kp < 0) | (kp > sizes[:, None, :])).any(axis=(1, 2))
     count = int(outside.sum())
@@ -263,7 +352,9 @@ def write_keypoints_csv(names: list[str], keypoints: np.ndarray, path: str | Pat
     """The CSV layout `read_keypoints_csv` reads (header, then image name, x0, y0, ...), written
     atomically. keypoints: (N, K, 2) pixels."""
     columns = 2 * (keypoints.shape[1] if len(keypoints) else 0)
-    rows = [",".join(["", *map(str, range(columns))])]
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")  # quotes a name holding , " or a newline
+    writer.writerow(["", *range(columns)])
     for name, points in zip(names, keypoints):
-        rows.append(",".join([name, *(f"{v:.3f}" for v in np.asarray(points).reshape(-1))]))
-    return write_text(Path(path), "\n".join(rows) + "\n")
+        writer.writerow([name, *(f"{v:.3f}" for v in np.asarray(points).reshape(-1))])
+    return write_text(Path(path), text.getvalue())
