@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from fkp.config import EVAL_RULES, build, validate
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.io import (
+    check_extent,
     check_images_exist,
     check_points_in_images,
     decode_image,
@@ -79,6 +80,7 @@ def load_faces(
             table = table.subset(np.flatnonzero(split.val_rows(table.names)))
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))
+    check_extent(table)
     check_images_exist(table, folder)
     images = [decode_image(folder / n) for n in table.names]
     sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)

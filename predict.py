@@ -165,9 +165,11 @@ def predict_video(
                 h, w = rgb.shape[:2]
                 target = out / f"{stem}_keypoints.mp4"
                 partial = partial_path(target)  # renamed into place once whole
-                writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                opened = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (w, h))  # fmt: skip
-                if not writer.isOpened():
+                if opened.isOpened():
+                    writer = opened
+                else:
                     raise FkpError(
                         f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
                         "is not writable); check the output folder."

@@ -21,6 +21,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -138,6 +139,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ensure_writable(run_dir / "checkpoints", "hydra.run.dir=<folder>")
+    if rank_zero_only.rank != 0:  # the other processes of a multi-process run share it
+        return _train(cfg, run_dir)
     with run_lock(run_dir / "checkpoints"):
         return _train(cfg, run_dir)
 

@@ -21,6 +21,7 @@ from fkp.data.formats import WFLW_ATTRIBUTES, read_300w, read_wflw
 from fkp.data.io import (
     ImageFiles,
     KeypointTable,
+    check_extent,
     check_images_exist,
     check_points_in_images,
     check_table,
@@ -195,6 +196,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             table, folder = self.read_split(which)
             if self.limit:
                 table = table.subset(np.arange(min(self.limit, len(table))))
+            check_extent(table)
             if self.cache:
                 log.info("decoding %d images of %s", len(table), table.csv_path.name)
                 prepare = self.train_transform.prepare

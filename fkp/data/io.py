@@ -142,13 +142,19 @@ def check_table(table: KeypointTable) -> KeypointTable:
             f"{points[row, point, axis]} is not a coordinate (every value must be a finite "
             f"number of at most {MAX_COORDINATE:.0f} pixels); fix that value."
         )
-    if len(points):
-        extent = np.ptp(points, axis=1).max(axis=1)  # (N,) larger side of the points' box
+    return table
+
+
+def check_extent(table: KeypointTable) -> KeypointTable:
+    """Faces are framed from their labelled points (training, gt-box evaluation): a face whose
+    points all lie within one pixel has nothing to frame, and is named with its row."""
+    if len(table):
+        extent = np.ptp(table.keypoints, axis=1).max(axis=1)  # (N,) larger side of the box
         flat = np.flatnonzero(extent < 1)
         if len(flat):
             raise FkpError(
-                f"{where}, line {table.lines[flat[0]]}: all points of this face lie within one "
-                "pixel (a zero-extent face); fix or remove that row."
+                f"{table.csv_path}, line {table.lines[flat[0]]}: all points of this face lie "
+                "within one pixel (a zero-extent face); fix or remove that row."
             )
     return table
 
