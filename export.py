@@ -1,50 +1,9 @@
-"""Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`
-(ckpt_path also takes `pretrained`, the shipped model, and `newest`).
+"""Export a checkpoint for deployment: `python export.py ckpt_path=<file.ckpt> format=onnx`.
 
-onnx / torchscript: the network (dynamic batch size) and a JSON file of its preprocessing
-beside it; `FaceKeypointDetector.from_onnx` and `predict.py runtime=onnx` use the pair.
-ckpt: a slim checkpoint (weights and hyperparameters only), the form fkp's shipped model takes.
+The same as `fkp export ...`; the code lives in fkp/cli/export.py.
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig
-
-import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
-from fkp.deploy import export_with_preprocessing, slim_checkpoint
-from fkp.errors import FkpError, reported_as_one_line
-from fkp.files import ensure_writable
-from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
-
-
-def run(cfg: DictConfig) -> Path:
-    ckpt = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir), "newest")
-    det = FaceKeypointDetector.from_checkpoint(ckpt)
-    suffix = {"onnx": ".onnx", "torchscript": ".pt", "ckpt": ".ckpt"}.get(cfg.format)
-    if suffix is None:
-        raise FkpError(f"format={cfg.format} is unknown; use onnx, torchscript or ckpt.")
-    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / (ckpt.stem + suffix)
-    ensure_writable(out.parent, "output=<file>")
-    if cfg.format == "ckpt":
-        slim_checkpoint(ckpt, out, half=cfg.half, setting="output=<file>")
-        FaceKeypointDetector.from_checkpoint(out)  # it must load on its own
-        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
-        return out
-    _, settings = export_with_preprocessing(
-        det.model, det.transform, out, cfg.format, setting="output=<file>"
-    )
-    print(f"wrote {out} and {settings}")
-    return out
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="export")
-def main(cfg: DictConfig) -> None:
-    with reported_as_one_line():
-        run(cfg)
-
+from fkp.cli.export import main
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,9 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# conf/ sits beside the package in the repository (install with `pip install -e .`).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The Hydra configs ship inside the package (a wheel has them too); a user's own config folder
+# joins them through Hydra's search path (`hydra.searchpath=[file://my_conf]`).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def __getattr__(name: str):

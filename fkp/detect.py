@@ -63,7 +63,7 @@ class HaarFaceDetector(CalibratedDetector):
         min_neighbors: int = 2,
         min_size: int = 30,
         max_side: int = 800,
-        extent: float = 0.872,  # as conf/detector/haar.yaml (calibrate.py, training rows)
+        extent: float = 0.872,  # as fkp/conf/detector/haar.yaml (calibrate.py, training rows)
         shift: tuple[float, float] = (0.006, 0.161),
         cascade: str = "haarcascade_frontalface_default.xml",
     ) -> None:
@@ -106,7 +106,7 @@ class HogFaceDetector(CalibratedDetector):
         self,
         upsample: int = 1,
         max_side: int = 800,
-        extent: float = 0.97,  # as conf/detector/hog.yaml (calibrate.py, training rows)
+        extent: float = 0.97,  # as fkp/conf/detector/hog.yaml (calibrate.py, training rows)
         shift: tuple[float, float] = (0.013, 0.112),
     ) -> None:
         self.hog = _dlib().get_frontal_face_detector()

@@ -11,7 +11,7 @@ Targets are coded by the head's coding (`fkp.codecs`).
 
 Add a head: a class with those three methods and the constructor
 `(in_channels, size, num_points, image_size, **settings)`, registered with `@register_head`,
-and a YAML file in conf/model/head/ naming it.
+and a YAML file in fkp/conf/model/head/ naming it.
 """
 
 from __future__ import annotations

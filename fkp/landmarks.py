@@ -1,7 +1,7 @@
 """Landmark sets as data: how many points, their names and parts, which points trade places in a
 mirror image, which two points normalise NME, and the regions of per-region NME.
 
-Each set is a YAML file in conf/data/landmarks/ (ibug68, the default; wflw98; cofw29), chosen
+Each set is a YAML file in fkp/conf/data/landmarks/ (ibug68, the default; wflw98; cofw29), chosen
 with `data/landmarks=<name>`; a new markup needs only a new file there. The set a model was
 trained with travels in its checkpoint (inside the data settings) and in an exported model's
 JSON, so evaluation, export and prediction read the set from the model, never from here.
@@ -19,7 +19,7 @@ import yaml
 
 from fkp.errors import FkpError
 
-LANDMARKS_DIR = Path(__file__).resolve().parent.parent / "conf" / "data" / "landmarks"
+LANDMARKS_DIR = Path(__file__).resolve().parent / "conf" / "data" / "landmarks"
 MAX_POINTS = 1000  # dense face markups have a few hundred
 
 
@@ -56,7 +56,8 @@ class LandmarkSet:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise FkpError(
                 f"{where}: not a landmark set ({type(e).__name__}: {e}); it needs num_points, "
-                "parts, flip_pairs, nme_points and regions, as in conf/data/landmarks/ibug68.yaml."
+                "parts, flip_pairs, nme_points and regions, as in "
+                "fkp/conf/data/landmarks/ibug68.yaml."
             ) from None
         made._check(where)
         return made
@@ -106,7 +107,7 @@ class LandmarkSet:
 
 
 def load_landmark_set(name: str, files: bool = True) -> LandmarkSet:
-    """A set shipped in conf/data/landmarks/ by name, or (files=True: the user's own setting)
+    """A set shipped in fkp/conf/data/landmarks/ by name, or (files=True: the user's own setting)
     a YAML file by path. Names read from a checkpoint or export pass files=False: they may
     only name a shipped set, never a file on disk."""
     known = sorted(p.stem for p in LANDMARKS_DIR.glob("*.yaml"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -11,6 +12,9 @@ import numpy as np
 from fkp.errors import FkpError
 from fkp.files import atomic_write
 from fkp.landmarks import IBUG68, LandmarkSet
+
+if TYPE_CHECKING:
+    from fkp.predictor import Face
 
 GREEN = (0, 200, 0)
 MAGENTA = (255, 0, 255)
@@ -97,3 +101,15 @@ def save_image(path: str | Path, image: np.ndarray) -> Path:
     if not ok:
         raise FkpError(f"{path}: could not encode the image; use a .png or .jpg name.")
     return atomic_write(path, lambda f: f.write(encoded.tobytes()))
+
+
+def annotate(image: np.ndarray, faces: Sequence[Face], parts: bool, landmarks=None) -> np.ndarray:
+    """A copy of the image with each face's box and keypoints, lines sized to the face."""
+    out = image.copy()
+    for face in faces:
+        x, y, w, h = (int(round(v)) for v in face.box)
+        thickness = max(1, round(w / 100))
+        cv2.rectangle(out, (x, y), (x + w, y + h), MAGENTA, thickness, cv2.LINE_AA)
+        out = draw_keypoints(out, face.keypoints, GREEN, parts=parts, copy=False,
+                             landmarks=landmarks)  # fmt: skip
+    return out

@@ -62,7 +62,7 @@ def tiny_data(tmp_path: Path) -> Path:
 
 
 def compose_train(output_dir: Path, overrides: list[str]) -> DictConfig:
-    """conf/train.yaml composed as `python train.py` would, writing into output_dir."""
+    """fkp/conf/train.yaml composed as `python train.py` would, writing into output_dir."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
@@ -82,7 +82,7 @@ QUICK = ["data.limit=40", "data.image_size=64", "data.batch_size=4", "data.num_w
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint trained for a few steps on the synthetic data, once per test run."""
-    from train import train
+    from fkp.cli.train import train
 
     run = tmp_path_factory.mktemp("tiny_run")
     train(compose_train(run, [*QUICK, "trainer=debug", "trainer.max_epochs=1", "test=false"]))

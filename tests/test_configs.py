@@ -69,7 +69,7 @@ def test_hparams_search_composes(tmp_path):
 
 
 def test_every_fkp_target_in_the_configs_exists():
-    """conf/ mirrors fkp/: each `_target_` into fkp names an object the package has."""
+    """fkp/conf/ mirrors the package: each `_target_` into fkp names an object the package has."""
 
     targets = set()
     for path in CONF_DIR.rglob("*.yaml"):

@@ -23,8 +23,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from fkp import CONF_DIR
 from fkp.callbacks import BestCheckpoint
 from fkp.checkpoints import read_checkpoint
+from fkp.cli.train import train
 from fkp.data.download import ensure_dataset
 from fkp.data.io import check_images_exist, read_keypoints_csv
 from fkp.deploy import load_preprocessing
@@ -33,7 +35,6 @@ from fkp.files import AtomicCheckpointIO
 from fkp.models import load_pretrained
 from fkp.predictor import FaceKeypointDetector, pretrained_path
 from tests.conftest import QUICK, compose_train
-from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -445,7 +446,7 @@ def test_a_damaged_video_frame_is_skipped_not_the_rest(tmp_path):
 
 
 def test_a_video_writer_that_cannot_open_is_reported(tmp_path, monkeypatch):
-    import predict
+    from fkp.cli import predict
 
     class Closed:
         def __init__(self, *args):
@@ -457,7 +458,7 @@ def test_a_video_writer_that_cannot_open_is_reported(tmp_path, monkeypatch):
     video = _video_with_a_damaged_frame(tmp_path / "clip.avi")
     monkeypatch.setattr(predict.cv2, "VideoWriter", Closed)
     det = FaceKeypointDetector.from_pretrained()
-    settings = OmegaConf.load(ROOT / "conf" / "predict.yaml").video
+    settings = OmegaConf.load(CONF_DIR / "predict.yaml").video
     cfg = OmegaConf.create({"parts": True, "video": settings})
     with pytest.raises(FkpError, match=r"clip_keypoints.mp4: OpenCV cannot write this video"):
         predict.predict_video(video, det, cfg, tmp_path, "clip")

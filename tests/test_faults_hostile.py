@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from fkp.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
+from fkp.cli.train import train
 from fkp.deploy import load_preprocessing
 from fkp.errors import FkpError
 from fkp.predictor import FaceKeypointDetector
 from tests.conftest import QUICK, compose_train
 from tests.test_faults import _mounted, _one_line_error, _run
-from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,7 @@ def test_only_own_checkpoint_files_and_counters_are_accepted(tmp_path):
 
 def _demo():
     pytest.importorskip("gradio", reason="needs the demo extra (pip install -e '.[demo]')")
-    import demo as module
+    from fkp.cli import demo as module
 
     return module
 

@@ -16,13 +16,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from fkp import FaceKeypointDetector
+from fkp.cli.train import train
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.formats import read_300w, read_pts, read_wflw, write_pts
 from fkp.data.io import read_keypoints_csv
 from fkp.errors import FkpError
 from tests.conftest import QUICK, compose_train
 from tests.synthetic import draw_face
-from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

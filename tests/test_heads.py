@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fkp.cli.train import train
 from fkp.codecs import HeatmapCoding, PixelInPixelCoding, SimCCCoding
 from fkp.deploy import onnx_runtime_model
 from fkp.heads import HEADS
@@ -13,7 +14,6 @@ from fkp.models import BACKBONES, build_network
 from fkp.module import KeypointModule
 from fkp.predictor import FaceKeypointDetector
 from tests.conftest import QUICK, compose_train
-from train import train
 
 
 def _points() -> torch.Tensor:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from fkp import FaceKeypointDetector
+from fkp.cli.train import train
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.errors import FkpError
 from fkp.module import KeypointModule
 from tests.conftest import QUICK, compose_train
 from tests.synthetic import write_dataset
-from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

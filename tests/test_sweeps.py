@@ -55,7 +55,7 @@ def test_two_job_sweep_through_submitit_local_then_one_report(tmp_path):
 
 
 def test_report_on_one_run_and_on_a_run_still_going(tmp_path):
-    from train import train
+    from fkp.cli.train import train
 
     train(compose_train(tmp_path / "done", [*QUICK, "trainer=debug", "trainer.max_epochs=2",
                                             "test=true"]))  # fmt: skip

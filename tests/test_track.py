@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from calibrate import write_calibration
 from fkp import CONF_DIR, FaceKeypointDetector
+from fkp.cli.calibrate import write_calibration
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.data.transforms import KEYPOINTS, FramingJitter, square_box
 from fkp.detect import HaarFaceDetector, HogFaceDetector, calibrate

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fkp.cli.train import train
 from tests.conftest import QUICK, compose_train
-from train import train
 
 needs_track = pytest.mark.skipif(
     importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,

@@ -12,10 +12,10 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from fkp.cli.train import train
 from fkp.errors import FkpError
 from fkp.module import KeypointModule
 from tests.conftest import QUICK, compose_train
-from train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

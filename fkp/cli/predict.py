@@ -1,0 +1,261 @@
+"""Find every face and its 68 keypoints: `python predict.py input=<image|folder|glob|video>`.
+
+Writes into outputs/predict/<date>_<time>/: each input annotated, keypoints.json (per image:
+faces with box and keypoints), and faces/ + keypoints.csv (each face crop with its keypoints,
+in the training CSV layout). A video gives an annotated video and per-frame JSON.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from fkp.config import PREDICT_RULES, build, validate
+from fkp.data.io import decode_image, write_keypoints_csv
+from fkp.data.transforms import apply_affine, crop_box
+from fkp.errors import FkpError, reported_as_one_line
+from fkp.files import ensure_writable, partial_path, write_text
+from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
+from fkp.track import FaceTracker
+from fkp.viz import annotate, save_image
+
+log = logging.getLogger("fkp.predict")
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def expand_inputs(spec: str) -> list[Path]:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = [
+            p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+        ]
+        if not found:
+            raise FkpError(f"input={spec}: the folder holds no images or videos.")
+        return found
+    if path.exists():
+        return [path]
+    matches = [Path(p) for p in sorted(glob.glob(spec)) if Path(p).is_file()]
+    if not matches:
+        raise FkpError(f"input={spec}: no such file, folder or matching files; check the path.")
+    return matches
+
+
+def face_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """The square the model saw, at native resolution, and the keypoints in its pixels."""
+    side = max(1, int(round(float(face.frame[2]))))
+    crop, affine = crop_box(image, face.frame, side)
+    return crop, apply_affine(affine, face.keypoints)
+
+
+def output_stems(paths: list[Path]) -> dict[Path, str]:
+    """A distinct output name per input: the file stem, prefixed by its folder (and numbered
+    if need be) where two inputs share a stem, so no output overwrites another."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for p in paths:
+        name = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        base, k = name, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        names[p] = name
+    return names
+
+
+def read_frames(capture: cv2.VideoCapture, give_up_after: int = 50):
+    """Yield (index, RGB frame or None) for every frame; None marks a damaged frame, which is
+    skipped rather than ending the video (OpenCV's read fails on it and goes on after it).
+    The run of failures at the end of the stream is its end, not damage."""
+    index, failures = 0, 0
+    while failures < give_up_after:
+        ok, bgr = capture.read()
+        if not ok:
+            failures += 1
+            continue
+        for _ in range(failures):
+            yield index, None
+            index += 1
+        failures = 0
+        yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        index += 1
+
+
+def camera_of(spec: str) -> int | None:
+    """input=webcam (camera 0) or input=<N> (camera N); None for files."""
+    if spec == "webcam":
+        return 0
+    return int(spec) if spec.isdigit() else None
+
+
+def live_window() -> bool:
+    """Whether OpenCV can open a window here (a display, and a GUI-enabled OpenCV build: the
+    headless build fkp installs has none)."""
+    try:
+        cv2.namedWindow("fkp")
+    except cv2.error:
+        return False
+    return True
+
+
+def _discard(writer: cv2.VideoWriter | None, partial: Path | None) -> None:
+    """Close and remove an unfinished video, so no torn file is left behind."""
+    if writer is not None:
+        writer.release()
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+
+
+def predict_video(
+    path: Path | int, det: FaceKeypointDetector, cfg: DictConfig, out: Path, stem: str
+) -> dict:
+    """A video file, or a camera (path: its index) shown live where a window can open."""
+    capture = cv2.VideoCapture(path if isinstance(path, int) else str(path))
+    if not capture.isOpened():
+        if isinstance(path, int):
+            raise FkpError(f"input={'webcam' if path == 0 else path}: no camera {path} found; "
+                           "connect one or pass a video file.")  # fmt: skip
+        raise FkpError(f"{path}: cannot open the video (unknown format or corrupt file).")
+    live = isinstance(path, int) and live_window()
+    if isinstance(path, int) and not live:
+        print("no window can open here (no display, or OpenCV's headless build): the camera's "
+              f"frames go to {out}; stop with Ctrl-C.", file=sys.stderr)  # fmt: skip
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer, frames, damaged, previous, partial = None, [], 0, None, None
+    tracker = FaceTracker(
+        det, cfg.video.detect_every, smooth=cfg.video.smooth, fps=fps,
+        min_cutoff=cfg.video.min_cutoff, beta=cfg.video.beta, passes=cfg.video.passes,
+        flip_test=cfg.video.flip_test,
+    )  # fmt: skip
+    try:
+        for index, rgb in read_frames(capture):
+            if rgb is None:  # damaged: keep the timeline, repeat the last picture
+                damaged += 1
+                frames.append({"frame": index, "damaged": True, "faces": []})
+                if writer is not None and previous is not None:
+                    writer.write(previous)
+                continue
+            faces = tracker(rgb)
+            if writer is None:
+                h, w = rgb.shape[:2]
+                target = out / f"{stem}_keypoints.mp4"
+                partial = partial_path(target)  # renamed into place once whole
+                opened = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (w, h))  # fmt: skip
+                if opened.isOpened():
+                    writer = opened
+                else:
+                    raise FkpError(
+                        f"{target}: OpenCV cannot write this video (no mp4v encoder, or the folder "
+                        "is not writable); check the output folder."
+                    )
+            previous = cv2.cvtColor(
+                annotate(rgb, faces, cfg.parts, det.transform.landmarks), cv2.COLOR_RGB2BGR
+            )
+            writer.write(previous)
+            frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            if live:
+                cv2.imshow("fkp", previous)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):  # q or Esc ends a live run
+                    break
+    except KeyboardInterrupt:  # Ctrl-C ends a camera run; what was seen is written
+        if not isinstance(path, int):
+            _discard(writer, partial)
+            raise
+    except BaseException:
+        _discard(writer, partial)
+        raise
+    capture.release()
+    if live:
+        cv2.destroyAllWindows()
+    if writer is None:
+        raise FkpError(f"{path}: the video has no readable frames.")
+    writer.release()
+    os.replace(partial, target)
+    if damaged:
+        print(f"warning: {path}: {damaged} damaged frame(s) skipped; the others were processed.",
+              file=sys.stderr)  # fmt: skip
+    record = {"fps": fps, "frames": frames, "damaged_frames": damaged}
+    write_text(out / f"{stem}_frames.json", json.dumps(record))
+    return {"video": True, "frames": len(frames), "fps": fps, "damaged_frames": damaged}
+
+
+def predict(cfg: DictConfig) -> int:
+    """Run over all inputs; returns how many failed."""
+    validate(cfg, PREDICT_RULES)
+    out = Path(cfg.paths.output_dir)
+    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
+    camera = camera_of(str(cfg.input))
+    inputs = [] if camera is not None else expand_inputs(str(cfg.input))
+    runtime = cfg.runtime
+    if runtime == "auto":  # onnxruntime on the CPU (faster at batch 1), PyTorch on a GPU
+        runtime = "onnx" if ckpt.suffix == ".onnx" or str(cfg.device) == "cpu" else "torch"
+    if ckpt.suffix == ".onnx":
+        if runtime != "onnx":
+            raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
+        det = FaceKeypointDetector.from_onnx(
+            ckpt, build(cfg.detector), cfg.flip_test, refine=cfg.refine
+        )
+    else:
+        det = FaceKeypointDetector.from_checkpoint(
+            ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test,
+            refine=cfg.refine, runtime=runtime,
+        )  # fmt: skip
+    ensure_writable(out, "hydra.run.dir=<folder>")
+    stems = output_stems(inputs)
+    results, rows, failed = {}, [], 0
+    if camera is not None:
+        results[str(cfg.input)] = predict_video(camera, det, cfg, out, "webcam")
+    for path in inputs:
+        try:
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                results[str(path)] = predict_video(path, det, cfg, out, stems[path])
+                continue
+            image = decode_image(path)
+            faces = det(image)
+            save_image(
+                out / f"{stems[path]}.png",
+                annotate(image, faces, cfg.parts, det.transform.landmarks),
+            )
+            results[str(path)] = {
+                "width": image.shape[1], "height": image.shape[0],
+                "faces": [f.to_dict() for f in faces],
+            }  # fmt: skip
+            for k, face in enumerate(faces):
+                if cfg.crops:
+                    crop, points = face_crop(image, face)
+                    name = f"{stems[path]}_{k:02d}.png"
+                    save_image(out / "faces" / name, crop)
+                    rows.append((name, points))
+            log.info(f"{path}: {len(faces)} face(s)")
+        except FkpError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+    write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
+    if rows:  # the training CSV's layout, so predictions can be reviewed and trained on
+        names, points = zip(*rows)
+        write_keypoints_csv(list(names), np.stack(points), out / "keypoints.csv")
+    log.info(f"wrote {out}")
+    return failed
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    with reported_as_one_line():
+        failed = predict(cfg)
+    if failed:
+        print(f"error: {failed} input(s) failed; see the messages above.", file=sys.stderr)
+        sys.exit(1)
