@@ -47,7 +47,7 @@ def train(head: str, epochs: int, seed: int, run_dir: Path, extra: list[str]) ->
 
 def ms_per_face(ckpt: str) -> float:
     torch.set_num_threads(1)
-    det = FaceKeypointDetector.from_checkpoint(ckpt)
+    det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
     model = onnx_runtime_model(det.model, det.transform, threads=1)
     size, channels = det.transform.image_size, det.transform.channels
     one = torch.randn(1, channels, size, size)

@@ -44,7 +44,7 @@ def best_of(fn, repeats: int, rounds: int = 5) -> float:
 def measure(ckpt: str, images: list[str]) -> list[Row]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    det = FaceKeypointDetector.from_checkpoint(ckpt)
+    det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
     size, channels = det.transform.image_size, det.transform.channels
     one = torch.randn(1, channels, size, size)
     many = torch.randn(16, channels, size, size)

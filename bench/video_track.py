@@ -65,8 +65,8 @@ def measure(photo: str, ckpt: str | None, count: int) -> list[Row]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     frames, affines = moving_clip(decode_image(photo))
-    det = (FaceKeypointDetector.from_checkpoint(ckpt, refine=2) if ckpt
-           else FaceKeypointDetector.from_pretrained(refine=2))  # fmt: skip
+    det = (FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch") if ckpt
+           else FaceKeypointDetector.from_pretrained(runtime="torch"))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         onnx = FaceKeypointDetector(
             OnnxModel(export(det.model, det.transform, Path(tmp) / "m.onnx", "onnx"), 1),

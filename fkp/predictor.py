@@ -8,17 +8,58 @@ faces[0].box, faces[0].keypoints  # (4,) x, y, w, h; (68, 2) x, y in image pixel
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+import yaml
 
 from fkp.data.transforms import KeypointTransform, square_box, to_image, transform_from_record
 from fkp.detect import FaceDetector, HaarFaceDetector
 from fkp.errors import FkpError
+
+# The defaults for using a model live in one place, fkp/conf/predict.yaml (and the detector
+# file its defaults list names): predict.py composes them through Hydra, and the Python API
+# reads the same files, so `FaceKeypointDetector.from_pretrained()` does what predict.py does.
+_DETECTORS = {"fkp.detect.HaarFaceDetector": HaarFaceDetector}  # built from their YAML
+
+
+@functools.cache
+def usage_defaults() -> dict[str, Any]:
+    """predict.py's settings (refine, flip_test, runtime, device, video, detector settings)
+    as plain data, read from the packaged fkp/conf/predict.yaml."""
+    from fkp import CONF_DIR
+
+    settings = yaml.safe_load((CONF_DIR / "predict.yaml").read_text())
+    detector = next(d["detector"] for d in settings["defaults"] if isinstance(d, dict)
+                    and "detector" in d)  # fmt: skip
+    settings["detector"] = yaml.safe_load((CONF_DIR / "detector" / f"{detector}.yaml").read_text())
+    return settings
+
+
+def default_detector() -> FaceDetector:
+    """The face detector predict.py uses by default, with its calibration."""
+    spec = dict(usage_defaults()["detector"])
+    cls = _DETECTORS[spec.pop("_target_")]
+    if "shift" in spec:
+        spec["shift"] = tuple(spec["shift"])
+    return cls(**spec)
+
+
+def resolve_runtime(runtime: str, device: str | torch.device, path: Path | None = None) -> str:
+    """ "auto": onnxruntime on the CPU (faster at batch 1; an .onnx file always), PyTorch on a
+    GPU; "torch" and "onnx" as they are."""
+    if runtime == "auto":
+        onnx = (path is not None and path.suffix == ".onnx") or str(device) == "cpu"
+        return "onnx" if onnx else "torch"
+    if runtime not in ("torch", "onnx"):
+        raise FkpError(f"runtime={runtime} is unknown; use torch, onnx or auto.")
+    return runtime
 
 
 @dataclass
@@ -97,15 +138,24 @@ class FaceKeypointDetector:
     def from_checkpoint(
         cls,
         path: str | Path,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         detector: FaceDetector | None = None,
-        flip_test: bool = False,
-        refine: int = 0,
-        runtime: str = "torch",
+        flip_test: bool | None = None,
+        refine: int | None = None,
+        runtime: str | None = None,
     ) -> FaceKeypointDetector:
-        """runtime: "torch" (PyTorch eager, on `device`), or "onnx": the network exported to
-        ONNX in memory and run by onnxruntime on the CPU, faster at batch 1."""
+        """runtime: "torch" (PyTorch eager, on `device`), "onnx" (the network exported to
+        ONNX in memory and run by onnxruntime on the CPU, faster at batch 1) or "auto" (onnx
+        on the CPU, torch on a GPU). Every setting left as None takes predict.py's default
+        (`usage_defaults`: the Haar detector, 2 refinement passes, no flip test, auto, CPU)."""
         from fkp.module import KeypointModule  # Lightning: only for checkpoints
+
+        defaults = usage_defaults()
+        device = defaults["device"] if device is None else device
+        flip_test = defaults["flip_test"] if flip_test is None else flip_test
+        refine = defaults["refine"] if refine is None else refine
+        runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
+        detector = default_detector() if detector is None else detector
 
         path = Path(path)
         if not path.is_file():
@@ -124,22 +174,21 @@ class FaceKeypointDetector:
             from fkp.deploy import onnx_runtime_model
 
             model = onnx_runtime_model(model, transform)
-        elif runtime != "torch":
-            raise FkpError(f"runtime={runtime} is unknown; use torch, onnx or auto.")
         return cls(model, transform, detector, flip_test, device, refine)
 
     @classmethod
     def from_pretrained(
         cls,
         name: str = "fast",
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         detector: FaceDetector | None = None,
-        flip_test: bool = False,
-        refine: int = 0,
-        runtime: str = "torch",
+        flip_test: bool | None = None,
+        refine: int | None = None,
+        runtime: str | None = None,
     ) -> FaceKeypointDetector:
         """fkp's shipped model, inside the package: no training and no download (README,
-        "The default model", says how it was trained and what it measures)."""
+        "The default model", says how it was trained and what it measures). Settings left
+        as None are predict.py's defaults, as for `from_checkpoint`."""
         return cls.from_checkpoint(
             pretrained_path(name), device, detector, flip_test, refine, runtime
         )
@@ -149,14 +198,18 @@ class FaceKeypointDetector:
         cls,
         path: str | Path,
         detector: FaceDetector | None = None,
-        flip_test: bool = False,
+        flip_test: bool | None = None,
         threads: int | None = None,
-        refine: int = 0,
+        refine: int | None = None,
     ) -> FaceKeypointDetector:
         """An ONNX file from export.py, with its preprocessing JSON beside it (onnxruntime;
-        neither Lightning nor Hydra is loaded)."""
+        neither Lightning nor Hydra is loaded); settings left as None are predict.py's."""
         from fkp.deploy import OnnxModel, load_preprocessing
 
+        defaults = usage_defaults()
+        flip_test = defaults["flip_test"] if flip_test is None else flip_test
+        refine = defaults["refine"] if refine is None else refine
+        detector = default_detector() if detector is None else detector
         if not Path(path).is_file():
             raise FkpError(f"{path}: no such ONNX file; export one with export.py format=onnx.")
         model, transform = OnnxModel(path, threads), load_preprocessing(path)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fkp.data.transforms import apply_affine, crop_box
-from fkp.predictor import Face, FaceKeypointDetector
+from fkp.predictor import Face, FaceKeypointDetector, usage_defaults
 from fkp.smooth import ShapeFilter
 
 
@@ -62,22 +62,30 @@ class FaceTracker:
     passes: model passes per frame, each framed from the previous one's points (the first
         from the last frame's smoothed points).
     flip_test: average each pass with its mirrored input.
-    The defaults are the steadiest measured on a moving clip (bench/video_track.py).
+    Settings left as None are predict.py's (fkp/conf/predict.yaml, `video:`), the steadiest
+    measured on a moving clip (bench/video_track.py).
     """
 
     def __init__(
         self,
         det: FaceKeypointDetector,
-        detect_every: int = 10,
+        detect_every: int | None = None,
         verify_every: int = 5,
         patience: int = 2,
-        smooth: bool = True,
+        smooth: bool | None = None,
         fps: float = 25.0,
-        min_cutoff: float = 1.0,
-        beta: float = 0.05,
-        passes: int = 2,
-        flip_test: bool = True,
+        min_cutoff: float | None = None,
+        beta: float | None = None,
+        passes: int | None = None,
+        flip_test: bool | None = None,
     ) -> None:
+        video = usage_defaults()["video"]  # predict.py's video settings, for every None
+        detect_every = video["detect_every"] if detect_every is None else detect_every
+        smooth = video["smooth"] if smooth is None else smooth
+        min_cutoff = video["min_cutoff"] if min_cutoff is None else min_cutoff
+        beta = video["beta"] if beta is None else beta
+        passes = video["passes"] if passes is None else passes
+        flip_test = video["flip_test"] if flip_test is None else flip_test
         self.det = copy.copy(det)  # the same model, with this tracker's flip setting
         self.det.flip_test = flip_test
         self.passes = passes

@@ -71,7 +71,7 @@ def test_dlib_side_by_side(tiny_checkpoint, data_dir, tmp_path):
 def test_exported_model_agrees_with_pytorch_on_real_images(
     tiny_checkpoint, data_dir, tmp_path, fmt
 ):
-    det = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)
+    det = FaceKeypointDetector.from_checkpoint(tiny_checkpoint, runtime="torch")
     path = export(det.model, det.transform, tmp_path / f"m.{fmt}", fmt)
     save_preprocessing(det.model.hparams.data_config, path, "custom_cnn")
     table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv")
@@ -136,8 +136,8 @@ def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
     assert weights.dtype == (torch.float16 if half else torch.float32)
     assert slim_path.stat().st_size < tiny_checkpoint.stat().st_size / (1 + half)
     image = decode_image(data_dir.parent / "images" / "obamas.jpg")
-    full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint)(image)
-    slim_detector = FaceKeypointDetector.from_checkpoint(slim_path)
+    full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint, runtime="torch")(image)
+    slim_detector = FaceKeypointDetector.from_checkpoint(slim_path, runtime="torch")
     assert next(slim_detector.model.parameters()).dtype == torch.float32  # loads as float32
     again = slim_detector(image)
     assert len(full) == len(again) == 2

@@ -23,14 +23,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint) -> FaceKeypointDetector:
-    """The API set up as predict.py sets it up (its refinement passes)."""
-    refine = OmegaConf.load(CONF_DIR / "predict.yaml").refine
-    return FaceKeypointDetector.from_checkpoint(tiny_checkpoint, refine=refine)
+    """The API with its defaults, which are predict.py's."""
+    return FaceKeypointDetector.from_checkpoint(tiny_checkpoint)
 
 
 def _predict_py(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "predict.py"), *args],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_the_api_defaults_are_predict_py_defaults(tmp_path):
+    """No settings on either side: the shipped model, predict.py's detector, refinement
+    passes, flip test and runtime, the same points."""
+    photo = ROOT / "docs" / "samples" / "astronaut.jpg"
+    done = _predict_py(f"input={photo}", f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cli = json.loads((tmp_path / "keypoints.json").read_text())[str(photo)]["faces"]
+    api = FaceKeypointDetector.from_pretrained()(decode_image(photo))
+    assert len(cli) == len(api) == 1
+    assert np.abs(np.array(cli[0]["keypoints"]) - api[0].keypoints).max() < 0.01  # JSON: 2 dp
+    settings = OmegaConf.load(CONF_DIR / "predict.yaml")
+    shipped = FaceKeypointDetector.from_pretrained()
+    assert (shipped.refine, shipped.flip_test) == (settings.refine, settings.flip_test)
+    assert shipped.detector.extent == OmegaConf.load(CONF_DIR / "detector" / "haar.yaml").extent
+    assert not isinstance(shipped.model, torch.nn.Module)  # runtime=auto on a CPU: onnxruntime
 
 
 @pytest.mark.parametrize("name,count", [("obamas.jpg", 2), ("the_beatles.jpg", 4)])

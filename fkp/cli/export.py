@@ -22,7 +22,7 @@ from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
 
 def run(cfg: DictConfig) -> Path:
     ckpt = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir), "newest")
-    det = FaceKeypointDetector.from_checkpoint(ckpt)
+    det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")  # the network itself
     suffix = {"onnx": ".onnx", "torchscript": ".pt", "ckpt": ".ckpt"}.get(cfg.format)
     if suffix is None:
         raise FkpError(f"format={cfg.format} is unknown; use onnx, torchscript or ckpt.")

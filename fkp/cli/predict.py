@@ -24,7 +24,7 @@ from fkp.data.io import decode_image, write_keypoints_csv
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
-from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint
+from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint, resolve_runtime
 from fkp.track import FaceTracker
 from fkp.viz import annotate, save_image
 
@@ -200,9 +200,7 @@ def predict(cfg: DictConfig) -> int:
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
     camera = camera_of(str(cfg.input))
     inputs = [] if camera is not None else expand_inputs(str(cfg.input))
-    runtime = cfg.runtime
-    if runtime == "auto":  # onnxruntime on the CPU (faster at batch 1), PyTorch on a GPU
-        runtime = "onnx" if ckpt.suffix == ".onnx" or str(cfg.device) == "cpu" else "torch"
+    runtime = resolve_runtime(cfg.runtime, cfg.device, ckpt)
     if ckpt.suffix == ".onnx":
         if runtime != "onnx":
             raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
