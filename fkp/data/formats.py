@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkp.data.io import KeypointTable
+from fkp.data.io import MAX_COORDINATE, KeypointTable, coordinates_ok
 from fkp.errors import FkpError
 from fkp.files import write_text
 
@@ -64,8 +64,11 @@ def read_pts(path: str | Path) -> np.ndarray:
             x, y = (float(v) for v in line.split())
         except ValueError:
             raise FkpError(f"{path}, line {number}: {line!r} is not two numbers (x y).") from None
-        if not (np.isfinite(x) and np.isfinite(y)):
-            raise FkpError(f"{path}, line {number}: {line!r} is not finite; fix the point.")
+        if not coordinates_ok(np.array([x, y])).all():
+            raise FkpError(
+                f"{path}, line {number}: {line!r} is not a coordinate (finite, at most "
+                f"{MAX_COORDINATE:.0f} pixels); fix the point."
+            )
         points[i] = x - 1, y - 1  # 1-based pixels -> fkp's 0-based ones
     return points.astype(np.float32)
 
@@ -137,8 +140,11 @@ def read_wflw(path: str | Path, num_points: int = 98) -> KeypointTable:
         except ValueError:
             raise FkpError(f"{path}, line {number}: a coordinate, box value or flag is not a "
                            "number; fix that line.") from None  # fmt: skip
-        if not np.isfinite(values).all():
-            raise FkpError(f"{path}, line {number}: a value is not finite; fix that line.")
+        if not coordinates_ok(values).all():
+            raise FkpError(
+                f"{path}, line {number}: a value is not finite or beyond {MAX_COORDINATE:.0f} "
+                "pixels; fix that line."
+            )
         names.append(fields[-1])
         points.append(values[: 2 * num_points].reshape(num_points, 2))
         boxes.append(values[2 * num_points : 2 * num_points + 4])

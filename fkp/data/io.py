@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -112,6 +113,12 @@ OUTSIDE_IMAGES = 1.0
 MIN_IMAGE_SIDE = 8  # pixels; smaller files are not face photos
 
 
+def coordinates_ok(values: np.ndarray) -> np.ndarray:
+    """Elementwise: a finite number of at most MAX_COORDINATE pixels (so finite as float32,
+    the type training holds coordinates in)."""
+    return np.isfinite(values) & (np.abs(values) <= MAX_COORDINATE)
+
+
 def check_table(table: KeypointTable) -> KeypointTable:
     """Faults a finite-number check misses, each named with its row: a name that leaves the
     image folder (absolute, or through ..) or repeats another once `./` and the like are
@@ -132,14 +139,13 @@ def check_table(table: KeypointTable) -> KeypointTable:
                 f"(first on line {table.lines[seen[plain]]}); remove the duplicate row."
             )
         seen[plain] = row
-    with np.errstate(over="ignore"):  # as training holds them: 1e39 is inf in float32
-        points = np.asarray(table.keypoints, dtype=np.float32)
-    bad = ~np.isfinite(points) | (np.abs(points) > MAX_COORDINATE)
+    points = table.keypoints
+    bad = ~coordinates_ok(points)
     if bad.any():
         row, point, axis = (int(v) for v in np.argwhere(bad)[0])
         raise FkpError(
             f"{where}, line {table.lines[row]}, {_column_label(1 + 2 * point + axis)}: "
-            f"{points[row, point, axis]} is not a coordinate (every value must be a finite "
+            f"{points[row, point, axis]:g} is not a coordinate (every value must be a finite "
             f"number of at most {MAX_COORDINATE:.0f} pixels); fix that value."
         )
     return table
@@ -165,13 +171,16 @@ def _read_clean_csv(path: Path, columns: int) -> tuple[pd.Series, np.ndarray] | 
     60k-row CSV read cell by cell as strings leaves hundreds of MB held by the allocator."""
     dtypes = {0: str, **{i: np.float32 for i in range(1, columns)}}  # as they are kept
     try:
-        frame = pd.read_csv(path, header=None, skiprows=1, dtype=dtypes, keep_default_na=False,
-                            skipinitialspace=True, encoding="utf-8")  # fmt: skip
+        with warnings.catch_warnings():  # 1e39 overflows float32: the cell path names it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = pd.read_csv(path, header=None, skiprows=1, dtype=dtypes,
+                                keep_default_na=False, skipinitialspace=True,
+                                encoding="utf-8")  # fmt: skip
     except ValueError:
         return None
     names = frame.iloc[:, 0].str.strip()
     numbers = frame.iloc[:, 1:].to_numpy(dtype=np.float32)
-    if (names == "").any() or not np.isfinite(numbers).all():
+    if (names == "").any() or not coordinates_ok(numbers).all():
         return None
     return names, numbers
 
@@ -190,11 +199,13 @@ def _read_csv_cells(path: Path, lines: np.ndarray) -> tuple[pd.Series, np.ndarra
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise FkpError(f"{path}, line {lines[row]}, column 1: empty image name; fill it in.")
     numbers = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers)
+    bad = ~coordinates_ok(numbers)
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         cell = values.iat[row, col]
         what = "empty cell" if cell == "" else f"{cell!r} is not a finite number"
+        if np.isfinite(numbers[row, col]):
+            what = f"{cell!r} is more than {MAX_COORDINATE:.0f} pixels"
         raise FkpError(
             f"{path}, line {lines[row]}, {_column_label(col + 1)}: {what}; "
             "every coordinate must be a number in pixels."
