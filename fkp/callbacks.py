@@ -11,20 +11,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.rank_zero import rank_zero_only
+from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from lightning_fabric.utilities.rank_zero import rank_zero_only  # noqa: E402
-from pytorch_lightning.callbacks import ModelCheckpoint  # noqa: E402
-from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
-
-from fkp.data.transforms import denormalise  # noqa: E402
-from fkp.files import atomic_copy, atomic_write, write_text  # noqa: E402
-from fkp.viz import make_grid  # noqa: E402
+from fkp.data.transforms import denormalise
+from fkp.files import atomic_copy, atomic_write, write_text
+from fkp.viz import make_grid
 
 log = logging.getLogger("fkp.train")
 
@@ -134,7 +131,8 @@ def plot_records(rows: list[dict[str, str]], path: Path) -> None:
         return np.array(record_column(rows, key))
 
     epochs = column("epoch")
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)  # no pyplot: importing fkp leaves the backend be
+    ax = fig.subplots()
     for key, color in [("train/loss", "tab:blue"), ("val/loss", "tab:orange")]:
         ax.plot(epochs, column(key), marker=".", color=color, label=key)
     ax.set_xlabel("epoch")
@@ -150,7 +148,6 @@ def plot_records(rows: list[dict[str, str]], path: Path) -> None:
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
 
 
 class PredictionGrid(pl.Callback):

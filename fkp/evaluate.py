@@ -12,18 +12,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import matplotlib
+import cv2
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import cv2  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box  # noqa: E402
-from fkp.landmarks import IBUG68, LandmarkSet  # noqa: E402
-from fkp.metrics import ced_auc, failure_rate, per_image_nme  # noqa: E402
-from fkp.viz import make_grid  # noqa: E402
+from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box
+from fkp.landmarks import IBUG68, LandmarkSet
+from fkp.metrics import ced_auc, failure_rate, per_image_nme
+from fkp.viz import make_grid
 
 
 @dataclass
@@ -84,7 +81,8 @@ def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10),
 
 def plot_ced(results: Sequence[Result], path, limit: float = 0.15) -> None:
     """Cumulative error distribution: fraction of images with NME at most x."""
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    fig = Figure(figsize=(6, 4.5), dpi=100)
+    ax = fig.subplots()
     xs = np.linspace(0, limit, 301)
     for result in results:
         nme = result.extra["nme"]
@@ -99,7 +97,6 @@ def plot_ced(results: Sequence[Result], path, limit: float = 0.15) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def worst_grid(

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
-
-from fkp.callbacks import read_records, record_column  # noqa: E402
-from fkp.errors import FkpError  # noqa: E402
-from fkp.files import atomic_write  # noqa: E402
+from fkp.callbacks import read_records, record_column
+from fkp.errors import FkpError
+from fkp.files import atomic_write
 
 # what train.py writes into every run folder; a folder with one of these is a run
 RUN_MARKERS = ("records.csv", "metrics.json", ".hydra/overrides.yaml")
@@ -154,10 +152,9 @@ def table(runs: list[Run], metric: str = "val/nme") -> str:
 def plot(runs: list[Run], path: str | Path) -> Path:
     """Validation NME and train/val loss per epoch of every run, one colour per run."""
     legend_rows = min(len(runs), 20)
-    fig, (nme_ax, loss_ax) = plt.subplots(
-        1, 2, figsize=(12, 4.5 + 0.22 * legend_rows), dpi=100, layout="constrained"
-    )
-    colors = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    fig = Figure(figsize=(12, 4.5 + 0.22 * legend_rows), dpi=100, layout="constrained")
+    nme_ax, loss_ax = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
     any_positive_loss = False
     lowest = math.inf
     for i, run in enumerate(runs):
@@ -182,6 +179,4 @@ def plot(runs: list[Run], path: str | Path) -> Path:
     if legend_rows:
         fig.legend(*nme_ax.get_legend_handles_labels(), loc="outside lower center", ncols=1,
                    fontsize=8)  # fmt: skip
-    out = atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return out
+    return atomic_write(path, lambda f: fig.savefig(f, format="png"))

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fkp.config import PREDICT_RULES, build, validate
-from fkp.data.io import decode_image, write_keypoints_csv
+from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
 from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
@@ -30,14 +30,15 @@ from fkp.viz import annotate, save_image
 
 log = logging.getLogger("fkp.predict")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def expand_inputs(spec: str) -> list[Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
         found = [
-            p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            p
+            for p in sorted(path.iterdir())
+            if p.suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
         ]
         if not found:
             raise FkpError(f"input={spec}: the folder holds no images or videos.")

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fkp.data.io import MAX_COORDINATE, KeypointTable, coordinates_ok
+from fkp.data.io import IMAGE_SUFFIXES, MAX_COORDINATE, KeypointTable, coordinates_ok
 from fkp.errors import FkpError
 from fkp.files import write_text
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "make_up", "occlusion", "blur")
 
 

@@ -23,6 +23,9 @@ from fkp.landmarks import IBUG68
 
 log = logging.getLogger("fkp.data")
 
+# Files fkp reads as images (decoded by content; these name them in folders and globs).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
 _PERSON_SUFFIX = re.compile(r"_\d+\.[^.]+$")
 
 

@@ -200,8 +200,8 @@ class FramingJitter(RandomSimilarity):
     to that framing, or the framing of its own previous prediction. Their errors, measured
     against the labelled framing (shift in fractions of the frame side, scale as log ratio),
     are roughly normal and wider across than down; this draws from such a distribution (the
-    defaults: the Haar box's on training rows, measured by `bench/framing_noise.py`), so the
-    model learns to recover from the framings it will meet.
+    defaults: the spread of the Haar box's framing on training rows), so the model learns to
+    recover from the framings it will meet.
 
     Args:
         shift_std: (x, y) standard deviations of the frame centre's error, in frame sides.
