@@ -80,3 +80,14 @@ def test_every_fkp_target_in_the_configs_exists():
     for target in sorted(targets):
         module, name = target.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), name), target
+
+
+def test_a_users_own_config_folder_joins_the_shipped_ones(tmp_path):
+    """README: `hydra.searchpath=[file://my_conf]` adds a folder of the user's own options."""
+    (tmp_path / "my_conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "my_conf" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: fast_net\ntrainer:\n  max_epochs: 3\n"
+    )
+    search = f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"
+    cfg = compose_train(tmp_path / "run", [search, "experiment=mine"])
+    assert cfg.trainer.max_epochs == 3 and cfg.model.network == "fast_net"
