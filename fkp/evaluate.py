@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box
-from fkp.landmarks import IBUG68, LandmarkSet
+from fkp.landmarks import LandmarkSet, landmark_set
 from fkp.metrics import ced_auc, failure_rate, per_image_nme
 from fkp.viz import make_grid
 
@@ -51,9 +51,10 @@ def match_face(faces: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray | N
 
 
 def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10),
-              landmarks: LandmarkSet = IBUG68) -> dict[str, float]:  # fmt: skip
+              landmarks: LandmarkSet | None = None) -> dict[str, float]:  # fmt: skip
     """NME (mean, median; detected faces), FR and AUC (misses count as failures), per-region
     NME (the landmark set's regions), mean point error in pixels, miss rate, ms per face."""
+    landmarks = landmark_set(landmarks)
     found = ~np.isnan(result.predicted).any(axis=(1, 2))
     pred, gt = torch.from_numpy(result.predicted[found]), torch.from_numpy(truth[found])
     nme = torch.full((len(truth),), float("inf"), dtype=torch.float64)
@@ -105,7 +106,7 @@ def worst_grid(
     result: Result,
     count: int,
     margin: float,
-    landmarks: LandmarkSet = IBUG68,
+    landmarks: LandmarkSet | None = None,
 ) -> np.ndarray:
     """The `count` worst faces (ground-truth framing), prediction over truth."""
     nme = np.nan_to_num(result.extra["nme"], posinf=1e9)
@@ -150,7 +151,7 @@ def moving_clip(
 
 
 def steadiness(points: np.ndarray, affines: np.ndarray,
-               nme_points: tuple[int, int] = IBUG68.nme_points) -> float:  # fmt: skip
+               nme_points: tuple[int, int] | None = None) -> float:  # fmt: skip
     """Jitter of one face's points over a clip with known motion: each frame's points are
     mapped back to the photo (undoing the motion), and the mean distance of each point from
     its own mean position is divided by the inter-ocular distance of the mean shape.
@@ -166,12 +167,13 @@ def steadiness(points: np.ndarray, affines: np.ndarray,
         back.append(apply_affine(inverse, p))
     back = np.stack(back)
     mean = back.mean(axis=0)
-    interocular = np.linalg.norm(mean[nme_points[0]] - mean[nme_points[1]])
+    a, b = landmark_set(None).nme_points if nme_points is None else nme_points
+    interocular = np.linalg.norm(mean[a] - mean[b])
     return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)
 
 
 def framed_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
-                margin: float, landmarks: LandmarkSet = IBUG68) -> np.ndarray:  # fmt: skip
+                margin: float, landmarks: LandmarkSet | None = None) -> np.ndarray:  # fmt: skip
     """Faces framed from their labelled points: (image, truth, prediction, title) -> a grid of
     crops, prediction in magenta over truth in green (a NaN prediction, a missed face, is not
     drawn)."""

@@ -9,6 +9,7 @@ JSON, so evaluation, export and prediction read the set from the model, never fr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -125,6 +126,18 @@ def load_landmark_set(name: str, files: bool = True) -> LandmarkSet:
     return LandmarkSet.from_dict(yaml.safe_load(path.read_text()), str(path))
 
 
+@functools.cache
+def _ibug68() -> LandmarkSet:
+    return load_landmark_set("ibug68")
+
+
+def __getattr__(name: str) -> LandmarkSet:
+    # IBUG68, the default set: read from its YAML on first use, not when fkp is imported
+    if name == "IBUG68":
+        return _ibug68()
+    raise AttributeError(f"module 'fkp.landmarks' has no attribute {name!r}")
+
+
 def landmark_set(
     spec: LandmarkSet | dict | str | None, where: str = "landmark set", files: bool = True
 ) -> LandmarkSet:
@@ -132,12 +145,9 @@ def landmark_set(
     hold it), a name or (files=True, the user's own setting) a file, or None for the 68-point
     iBUG markup (models trained before sets were data)."""
     if spec is None:
-        return IBUG68
+        return _ibug68()
     if isinstance(spec, LandmarkSet):
         return spec
     if isinstance(spec, str):
         return load_landmark_set(spec, files)
     return LandmarkSet.from_dict(dict(spec), where)
-
-
-IBUG68 = load_landmark_set("ibug68")

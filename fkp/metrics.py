@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from fkp.landmarks import IBUG68
+from fkp.landmarks import landmark_set
 
 
 def per_image_nme(
-    predicted: torch.Tensor, target: torch.Tensor, nme_points: tuple[int, int] = IBUG68.nme_points
+    predicted: torch.Tensor, target: torch.Tensor, nme_points: tuple[int, int] | None = None
 ) -> torch.Tensor:
     """Mean point error over the distance between the landmark set's two normalising points
     (the outer eye corners for iBUG 68 and WFLW 98, the pupils for COFW 29).
@@ -17,7 +17,7 @@ def per_image_nme(
     predicted, target: (N, K, 2) pixels. Returns (N,).
     """
     errors = (predicted - target).norm(dim=-1).mean(dim=-1)
-    a, b = nme_points
+    a, b = landmark_set(None).nme_points if nme_points is None else nme_points
     interocular = (target[:, a] - target[:, b]).norm(dim=-1).clamp_min(1e-6)
     return errors / interocular
 
@@ -47,11 +47,11 @@ class KeypointMetrics(Metric):
     def __init__(
         self,
         thresholds: tuple[float, ...] = (0.08, 0.10),
-        nme_points: tuple[int, int] = IBUG68.nme_points,
+        nme_points: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.thresholds = thresholds
-        self.nme_points = tuple(nme_points)
+        self.nme_points = tuple(landmark_set(None).nme_points if nme_points is None else nme_points)
         self.add_state("nme", default=[], dist_reduce_fx="cat")
         self.add_state(
             "pixel_error", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"

@@ -21,7 +21,7 @@ from torch import nn
 
 from fkp.errors import FkpError
 from fkp.heads import build_head
-from fkp.landmarks import IBUG68
+from fkp.landmarks import landmark_set
 
 BACKBONES: dict[str, Callable[..., KeypointNet]] = {}
 
@@ -310,13 +310,14 @@ def build_network(
     pretrained: bool = False,
     weights: str | None = None,
     head: dict[str, Any] | None = None,
-    num_points: int = IBUG68.num_points,
+    num_points: int | None = None,
     **kwargs,
 ) -> KeypointNet:
     """The backbone called `name` (see `BACKBONES`) with the head `head` ({"name": ..., and
     that head's settings}; default the backbone's regression head)."""
     if name not in BACKBONES:
         raise FkpError(f"model: unknown network {name!r}; use {', '.join(BACKBONES)}.")
+    num_points = landmark_set(None).num_points if num_points is None else num_points
     try:
         net = BACKBONES[name](in_channels, image_size, **kwargs)
     except TypeError as e:  # a setting this backbone does not take

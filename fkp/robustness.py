@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from fkp.data.transforms import points_extent
-from fkp.landmarks import IBUG68, LandmarkSet
+from fkp.landmarks import LandmarkSet, landmark_set
 
 Condition = Callable[[np.ndarray, np.ndarray, LandmarkSet], tuple[np.ndarray, np.ndarray]]
 
@@ -34,33 +34,33 @@ def _warp(image: np.ndarray, points: np.ndarray, angle: float, scale: float):
 
 
 def rotate(angle: float) -> Condition:
-    return lambda image, points, landmarks=IBUG68: _warp(image, points, angle, 1.0)
+    return lambda image, points, landmarks=None: _warp(image, points, angle, 1.0)
 
 
 def zoom(scale: float) -> Condition:
-    return lambda image, points, landmarks=IBUG68: _warp(image, points, 0.0, scale)
+    return lambda image, points, landmarks=None: _warp(image, points, 0.0, scale)
 
 
-def blur(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68):
+def blur(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
     """Gaussian blur with sigma 2% of the face's extent (about 3 px on a 150 px face)."""
     sigma = 0.02 * float(points_extent(points)[2])
     return cv2.GaussianBlur(image, (0, 0), sigma), points
 
 
-def low_light(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68):
+def low_light(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
     """A quarter of the light, on a gamma curve (shadows crushed), rounded to 8 bits."""
     dark = 255.0 * 0.25 * (image.astype(np.float32) / 255.0) ** 1.5
     return np.round(dark).astype(np.uint8), points
 
 
-def jpeg(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68,
+def jpeg(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None,
          quality: int = 10):  # fmt: skip
     """Strong JPEG compression (quality 10): blocks and ringing."""
     ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy(), points
 
 
-def grayscale(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68):
+def grayscale(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), points
 
@@ -68,8 +68,8 @@ def grayscale(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IB
 def occlude(region: str) -> Condition:
     """A flat grey bar over a region's points, 20% of the face's extent beyond them."""
 
-    def apply(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68):
-        first, last = landmarks.regions[region]
+    def apply(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
+        first, last = landmark_set(landmarks).regions[region]
         part = points[first:last]
         pad = 0.2 * float(points_extent(points)[2]) / 2
         (x0, y0), (x1, y1) = part.min(axis=0) - pad, part.max(axis=0) + pad
@@ -83,16 +83,16 @@ def occlude(region: str) -> Condition:
     return apply
 
 
-def mirror(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet = IBUG68):
+def mirror(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
     """The mirror image, its points relabelled (the subject's left eye is still `left_eye`)."""
     w = image.shape[1]
     flipped = points.copy()
     flipped[:, 0] = w - 1 - flipped[:, 0]
-    return image[:, ::-1].copy(), flipped[landmarks.flip_index]
+    return image[:, ::-1].copy(), flipped[landmark_set(landmarks).flip_index]
 
 
 CONDITIONS: dict[str, Condition] = {
-    "clean": lambda image, points, landmarks=IBUG68: (image, points),
+    "clean": lambda image, points, landmarks=None: (image, points),
     "roll 15": rotate(15),
     "roll 30": rotate(30),
     "roll 45": rotate(45),
@@ -114,7 +114,7 @@ FRAMED_AFRESH = {"mirrored"}
 
 
 def perturb(images: list[np.ndarray], truth: np.ndarray, condition: str,
-            landmarks: LandmarkSet = IBUG68):  # fmt: skip
+            landmarks: LandmarkSet | None = None):  # fmt: skip
     """The images and labels (N, K, 2) under one condition."""
     apply = CONDITIONS[condition]
     pairs = [apply(image, points, landmarks) for image, points in zip(images, truth)]
@@ -122,8 +122,8 @@ def perturb(images: list[np.ndarray], truth: np.ndarray, condition: str,
 
 
 def unmirror(predicted: np.ndarray, widths: np.ndarray,
-             landmarks: LandmarkSet = IBUG68) -> np.ndarray:  # fmt: skip
+             landmarks: LandmarkSet | None = None) -> np.ndarray:  # fmt: skip
     """Predictions on mirrored images (N, K, 2) mapped back onto the original images."""
-    back = predicted[:, landmarks.flip_index].copy()
+    back = predicted[:, landmark_set(landmarks).flip_index].copy()
     back[..., 0] = widths[:, None] - 1 - back[..., 0]
     return back

@@ -11,7 +11,7 @@ import numpy as np
 
 from fkp.errors import FkpError
 from fkp.files import atomic_write
-from fkp.landmarks import IBUG68, LandmarkSet
+from fkp.landmarks import LandmarkSet, landmark_set
 
 if TYPE_CHECKING:
     from fkp.predictor import Face
@@ -44,8 +44,8 @@ def draw_keypoints(
     face = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
     radius = radius or max(1, round(face / 80))
     thickness = max(1, round(face / 150))
-    if landmarks is None and len(points) == IBUG68.num_points:
-        landmarks = IBUG68
+    if landmarks is None and len(points) == landmark_set(None).num_points:
+        landmarks = landmark_set(None)
     if parts and landmarks is not None and landmarks.lines:
         for first, last, closed in landmarks.parts.values():
             cv2.polylines(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from fkp.errors import FkpError
 from fkp.files import write_text
-from fkp.landmarks import IBUG68
+from fkp.landmarks import landmark_set
 
 log = logging.getLogger("fkp.data")
 
@@ -69,10 +69,11 @@ def _column_label(column: int) -> str:
     return f"column {column + 1} ({'xy'[axis]} of keypoint {point})"
 
 
-def read_keypoints_csv(path: str | Path, num_points: int = IBUG68.num_points) -> KeypointTable:
+def read_keypoints_csv(path: str | Path, num_points: int | None = None) -> KeypointTable:
     """Parse a CSV with a header row, then rows of: image name, x0, y0, ..., x(K-1), y(K-1)
-    for a landmark set of K = num_points points."""
+    for a landmark set of K = num_points points (None: the 68-point iBUG set)."""
     path = Path(path)
+    num_points = landmark_set(None).num_points if num_points is None else num_points
     columns = 1 + 2 * num_points
     if not path.is_file():
         raise FkpError(f"{path}: keypoints CSV not found; check the data directory setting.")
