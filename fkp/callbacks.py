@@ -57,6 +57,7 @@ class EpochRecords(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._earlier = self._records_of(trainer.ckpt_path)
+        self._validated: int | None = None  # the epoch validation last ran in
         self._start, self._offset = time.perf_counter(), 0.0
 
     def _carry_over(self, first_epoch: int) -> None:
@@ -95,7 +96,7 @@ class EpochRecords(pl.Callback):
             return
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch, "lr": getattr(self, "_lr", "")}
-        validated = getattr(self, "_validated", None) == trainer.current_epoch
+        validated = self._validated == trainer.current_epoch
         for key in RECORD_FIELDS[2:5]:
             fresh = validated or not key.startswith("val/")  # not an earlier epoch's value
             row[key] = float(metrics[key]) if key in metrics and fresh else ""

@@ -42,12 +42,17 @@ def as_fkp_error(error: BaseException) -> FkpError | None:
         return error
     if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
         where = error.filename or error.filename2 or "a file in the output folder"
-        return FkpError(
-            f"{where}: cannot write ({error.strerror}); free some space or fix the folder's "
-            "permissions, or choose another output folder with hydra.run.dir=<folder>; files "
-            "written earlier are kept."
-        )
+        return write_failure(where, error.strerror)
     return None
+
+
+def write_failure(where: object, reason: str, setting: str = "hydra.run.dir=<folder>") -> FkpError:
+    """A write that failed for the machine's reasons (full disk, permissions): the file, why,
+    and the option that writes elsewhere."""
+    return FkpError(
+        f"{where}: cannot write ({reason}); free some space or fix the folder's permissions, "
+        f"or write elsewhere with {setting}; files written earlier are kept."
+    )
 
 
 @contextmanager

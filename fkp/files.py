@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from fkp.errors import WRITE_ERRORS, FkpError
+from fkp.errors import WRITE_ERRORS, FkpError, write_failure
 
 _PARTIAL = ".partial-"
 
@@ -127,15 +128,11 @@ def atomic_write_all(
 def _failed_write(error: OSError, path: Path, setting: str | None) -> Exception:
     if setting is None or error.errno not in WRITE_ERRORS:
         return OSError(error.errno, error.strerror, str(path))
-    return FkpError(
-        f"{path}: cannot write ({error.strerror}); free some space or fix the folder's "
-        f"permissions, or write elsewhere with {setting}; files written earlier are kept."
-    )
+    return write_failure(path, error.strerror, setting)
 
 
 def atomic_copy(source: str | Path, target: str | Path) -> Path:
     """Copy a file whole or not at all (a kill mid-copy leaves no torn file under `target`)."""
-    import shutil
 
     def copy(f: io.BufferedWriter) -> None:
         with Path(source).open("rb") as src:

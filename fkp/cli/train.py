@@ -19,6 +19,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
@@ -77,7 +78,8 @@ def check_batch_limits(cfg: DictConfig, datamodule: pl.LightningDataModule) -> N
         limit = OmegaConf.select(cfg, key)
         if not isinstance(limit, float) or limit >= 1:
             continue
-        batches = len(loader())
+        with torch.random.fork_rng(devices=[]):  # building a train loader draws a seed
+            batches = len(loader())
         if int(batches * limit) < 1:
             least = math.ceil(1000 / batches) / 1000
             raise FkpError(
