@@ -29,7 +29,7 @@ from predict_speed import best_of
 from train_speed import samples_per_second
 
 from fkp.deploy import onnx_runtime_model
-from fkp.predictor import FaceKeypointDetector
+from fkp.runtime.predictor import FaceKeypointDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def train(head: str, epochs: int, seed: int, run_dir: Path, extra: list[str]) ->
 def ms_per_face(ckpt: str) -> float:
     torch.set_num_threads(1)
     det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
-    model = onnx_runtime_model(det.model, det.transform, threads=1)
+    model = onnx_runtime_model(det.model.module, det.transform, threads=1)
     size, channels = det.transform.image_size, det.transform.channels
     one = torch.randn(1, channels, size, size)
     return 1e3 * best_of(lambda: model(one), 200)

@@ -24,8 +24,9 @@ from omegaconf import OmegaConf
 
 from fkp import CONF_DIR
 from fkp.data.io import decode_image
-from fkp.deploy import OnnxModel, export, onnx_runtime_model
-from fkp.predictor import FaceKeypointDetector
+from fkp.deploy import export, onnx_runtime_model
+from fkp.runtime.onnx import OnnxModel
+from fkp.runtime.predictor import FaceKeypointDetector
 from fkp.viz import draw_keypoints
 
 
@@ -48,7 +49,7 @@ def measure(ckpt: str, images: list[str]) -> list[Row]:
     size, channels = det.transform.image_size, det.transform.channels
     one = torch.randn(1, channels, size, size)
     many = torch.randn(16, channels, size, size)
-    net = f"{det.model.hparams.network} at {size} px"
+    net = f"{det.model.module.hparams.network} at {size} px"
     rows: list[Row] = []
 
     def per_face(what: str, model) -> None:
@@ -57,13 +58,13 @@ def measure(ckpt: str, images: list[str]) -> list[Row]:
         rows.append((what, f"{net}, batch 16", batched, "ms/face"))
 
     with torch.inference_mode():
-        per_face("predict: model, PyTorch eager", det.model)
+        per_face("predict: model, PyTorch eager", det.model.module)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export(det.model, det.transform, Path(tmp) / "m.onnx", "onnx")
+        path = export(det.model.module, det.transform, Path(tmp) / "m.onnx", "onnx")
         per_face("predict: model, onnxruntime", OnnxModel(path, threads=1))
     # as predict.py runs by default: onnxruntime (exported in memory), 2 refinement passes
     refine = OmegaConf.load(CONF_DIR / "predict.yaml").refine
-    in_use = FaceKeypointDetector(onnx_runtime_model(det.model, det.transform, threads=1),
+    in_use = FaceKeypointDetector(onnx_runtime_model(det.model.module, det.transform, threads=1),
                                   det.transform, det.detector, refine=refine)  # fmt: skip
     for path in images:
         image = decode_image(path)

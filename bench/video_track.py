@@ -25,10 +25,11 @@ import torch
 from common import Row, hardware, print_rows
 
 from fkp.data.io import decode_image
-from fkp.deploy import OnnxModel, export
+from fkp.deploy import export
 from fkp.evaluate import moving_clip, steadiness
-from fkp.predictor import FaceKeypointDetector
-from fkp.track import FaceTracker
+from fkp.runtime.onnx import OnnxModel
+from fkp.runtime.predictor import FaceKeypointDetector
+from fkp.runtime.track import FaceTracker
 
 
 def faces_by_position(per_frame: list[list[np.ndarray]], affines: np.ndarray, count: int):
@@ -69,7 +70,7 @@ def measure(photo: str, ckpt: str | None, count: int) -> list[Row]:
            else FaceKeypointDetector.from_pretrained(runtime="torch"))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         onnx = FaceKeypointDetector(
-            OnnxModel(export(det.model, det.transform, Path(tmp) / "m.onnx", "onnx"), 1),
+            OnnxModel(export(det.model.module, det.transform, Path(tmp) / "m.onnx", "onnx"), 1),
             det.transform, det.detector, refine=2,
         )  # fmt: skip
         methods = {

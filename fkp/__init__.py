@@ -12,7 +12,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 def __getattr__(name: str):
     # The API loads torch and Lightning; import it only when asked for.
     if name in ("FaceKeypointDetector", "Face"):
-        from fkp import predictor
+        from fkp.runtime import predictor
 
         return getattr(predictor, name)
     raise AttributeError(name)

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fkp.data.transforms import denormalise
 from fkp.files import atomic_copy, atomic_write, write_text
+from fkp.geometry import denormalise
 from fkp.viz import make_grid
 
 log = logging.getLogger("fkp.train")

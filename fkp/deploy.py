@@ -1,5 +1,6 @@
-"""Exported models: ONNX (run with onnxruntime) and TorchScript, each with a JSON file of the
-preprocessing beside it, so inference needs neither Lightning nor Hydra.
+"""Exporting a trained model: ONNX (run by `fkp.runtime`, with NumPy, OpenCV and onnxruntime
+only) and TorchScript, each with a JSON file of the preprocessing beside it, and the slim
+checkpoints fkp ships; `TorchNetwork` puts a PyTorch model behind the runtime's call.
 """
 
 from __future__ import annotations
@@ -12,21 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fkp.checkpoints import check_plain_data, read_checkpoint
-from fkp.data.transforms import (
-    OPTIONAL_SETTINGS,
-    TRANSFORM_SETTINGS,
-    KeypointTransform,
-    transform_from_record,
-)
+from fkp.checkpoints import read_checkpoint
 from fkp.errors import FkpError
 from fkp.files import atomic_write, atomic_write_all, write_text
-
-MAX_JSON_BYTES = 1 << 20  # fkp's own preprocessing files take a few KB
-
-
-def preprocessing_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+from fkp.runtime.onnx import OnnxModel
+from fkp.runtime.preprocess import (
+    OPTIONAL_SETTINGS,
+    TRANSFORM_SETTINGS,
+    Preprocessing,
+    preprocessing_path,
+)
 
 
 def preprocessing_record(data_config: dict, network: str) -> dict:
@@ -50,7 +46,7 @@ def save_preprocessing(
 
 def export_with_preprocessing(
     model: torch.nn.Module,
-    transform: KeypointTransform,
+    transform: Preprocessing,
     path: Path,
     fmt: str,
     setting: str | None = None,
@@ -67,29 +63,8 @@ def export_with_preprocessing(
     return path, json_path
 
 
-def load_preprocessing(model_path: str | Path) -> KeypointTransform:
-    """The evaluation transform of an exported model, from its JSON: data only, built from an
-    allow-list (older files in albumentations' `to_dict` form are read too)."""
-    path = preprocessing_path(model_path)
-    if not path.is_file():
-        raise FkpError(
-            f"{path}: missing; export.py writes it beside {Path(model_path).name}: keep both."
-        )
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise FkpError(f"{path}: too large for a preprocessing file; export the model again.")
-    try:
-        record = json.loads(path.read_text())
-        settings = dict(record["preprocessing"])
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise FkpError(f"{path}: not an fkp preprocessing file; export the model again.") from None
-    check_plain_data(record, str(path))
-    if "eval_transforms" not in settings and record.get("eval_pipeline"):
-        settings["eval_transforms"] = [record["eval_pipeline"]["transform"]]  # older files
-    return transform_from_record(settings, str(path))
-
-
 def export(
-    model: torch.nn.Module, transform: KeypointTransform, path: Path | io.BytesIO, fmt: str
+    model: torch.nn.Module, transform: Preprocessing, path: Path | io.BytesIO, fmt: str
 ) -> Path | io.BytesIO:
     """Export a KeypointModule's network (images (B, C, S, S) -> keypoints (B, 68, 2) in
     [-1, 1], decoded by its head) with a dynamic batch size, to a file (whole or not at all)
@@ -115,7 +90,7 @@ def export(
     return atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
-def onnx_runtime_model(model: torch.nn.Module, transform: KeypointTransform,
+def onnx_runtime_model(model: torch.nn.Module, transform: Preprocessing,
                        threads: int | None = None) -> OnnxModel:  # fmt: skip
     """The network exported to ONNX in memory and run by onnxruntime: the same keypoints
     (within 0.01 px), two to three times faster than PyTorch eager at batch 1 on a CPU
@@ -146,24 +121,15 @@ def slim_checkpoint(
     return atomic_write(path, lambda f: f.write(buffer.getbuffer()), setting)
 
 
-class OnnxModel:
-    """An exported ONNX network behind the same call as the PyTorch one."""
+class TorchNetwork:
+    """A KeypointModule behind the runtime's call: images (B, C, S, S) float32 NumPy in,
+    keypoints (B, K, 2) float32 NumPy out, run on `device` without gradients."""
 
-    def __init__(self, path: str | Path | bytes, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.module = model.to(self.device).eval()
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                path if isinstance(path, bytes) else str(path), options,
-                providers=["CPUExecutionProvider"],
-            )  # fmt: skip
-        except Exception as e:  # onnxruntime raises its own types for unreadable files
-            name = "the exported model" if isinstance(path, bytes) else path
-            raise FkpError(f"{name}: not a readable ONNX model ({type(e).__name__}).") from None
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {"image": images.detach().cpu().numpy().astype(np.float32)})
-        return torch.from_numpy(out[0])
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+        with torch.no_grad():
+            return self.module(batch.to(self.device)).float().cpu().numpy()

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fkp.data.transforms import points_extent
-from fkp.detect import HogFaceDetector
 from fkp.errors import FkpError
 from fkp.evaluate import Result, match_face, timed
+from fkp.geometry import points_extent
+from fkp.runtime.detect import HogFaceDetector
 
 
 def model_path() -> Path:
@@ -52,14 +52,10 @@ def run_dlib(images: Sequence[np.ndarray], truth: np.ndarray, protocols: Sequenc
         result = Result(f"dlib ({'gt' if protocol == 'gt' else 'HOG detector'} box)", predicted)
         for i, (image, points) in enumerate(zip(images, truth)):
             if protocol == "gt":
-                cx, cy, extent = points_extent(
-                    truth[i] if frame_points is None else frame_points[i]
-                )
-                w = extent / calibration.extent
-                cx -= calibration.shift[0] * w
-                cy -= calibration.shift[1] * w
-                rect = dlib.rectangle(int(round(cx - w / 2)), int(round(cy - w / 2)),
-                                      int(round(cx + w / 2)), int(round(cy + w / 2)))  # fmt: skip
+                extent = points_extent(truth[i] if frame_points is None else frame_points[i])
+                x, y, w, _ = calibration.boxes_for(extent)[0] - [0.5, 0.5, 0, 0]
+                rect = dlib.rectangle(int(round(x)), int(round(y)),
+                                      int(round(x + w)), int(round(y + w)))  # fmt: skip
                 predicted[i], seconds = timed(lambda: landmarks(image, rect))  # noqa: B023
                 result.seconds += seconds
                 result.faces_timed += 1

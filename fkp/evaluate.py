@@ -17,7 +17,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fkp.data.transforms import apply_affine, crop_box, points_extent, square_box
+from fkp.geometry import (
+    apply_affine,
+    crop_frame,
+    frame_of_points,
+    interocular,
+    invert,
+    points_extent,
+)
 from fkp.landmarks import LandmarkSet, landmark_set
 from fkp.metrics import ced_auc, failure_rate, per_image_nme
 from fkp.viz import make_grid
@@ -44,8 +51,8 @@ def match_face(faces: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray | N
     """The predicted (K, 2) face nearest the labelled one, if within half its extent."""
     if not len(faces):
         return None
-    centre, extent = points_extent(truth)[:2], points_extent(truth)[2]
-    distances = [np.linalg.norm(points_extent(f)[:2] - centre) for f in faces]
+    cx, cy, extent = points_extent(truth)
+    distances = [np.linalg.norm(points_extent(f)[:2] - (cx, cy)) for f in faces]
     best = int(np.argmin(distances))
     return faces[best] if distances[best] < extent / 2 else None
 
@@ -71,10 +78,9 @@ def summarise(result: Result, truth: np.ndarray, thresholds=(0.08, 0.10),
     for t in thresholds:
         out[f"fr_{t:.2f}"] = float(failure_rate(nme, t))
         out[f"auc_{t:.2f}"] = float(ced_auc(nme, t))
-    first, second = landmarks.nme_points
-    interocular = (gt[:, first] - gt[:, second]).norm(dim=-1)
+    normaliser = interocular(gt, landmarks.nme_points)
     for region, (a, b) in landmarks.regions.items():
-        errors = (pred[:, a:b] - gt[:, a:b]).norm(dim=-1).mean(dim=-1) / interocular
+        errors = (pred[:, a:b] - gt[:, a:b]).norm(dim=-1).mean(dim=-1) / normaliser
         out[f"nme_{region}"] = float(errors.mean())
     result.extra["nme"] = nme.numpy()
     return out
@@ -163,13 +169,12 @@ def steadiness(points: np.ndarray, affines: np.ndarray,
     for p, a in zip(points, affines):
         if np.isnan(p).any():
             continue
-        inverse = cv2.invertAffineTransform(a)
-        back.append(apply_affine(inverse, p))
+        back.append(apply_affine(invert(a), p))
     back = np.stack(back)
     mean = back.mean(axis=0)
-    a, b = landmark_set(None).nme_points if nme_points is None else nme_points
-    interocular = np.linalg.norm(mean[a] - mean[b])
-    return float(np.linalg.norm(back - mean, axis=-1).mean() / interocular)
+    nme_points = landmark_set(None).nme_points if nme_points is None else nme_points
+    normaliser = interocular(mean, nme_points)
+    return float(np.linalg.norm(back - mean, axis=-1).mean() / normaliser)
 
 
 def framed_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
@@ -179,8 +184,7 @@ def framed_grid(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str
     drawn)."""
     crops, gt_points, pred_points, titles = [], [], [], []
     for image, truth, predicted, title in examples:
-        box = square_box(points_extent(truth), margin)
-        crop, affine = crop_box(image, box, 224)
+        crop, affine = crop_frame(image, frame_of_points(truth, margin), 224)
         crops.append(crop)
         gt_points.append(apply_affine(affine, truth))
         missed = np.isnan(predicted).any()

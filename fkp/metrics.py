@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from fkp.geometry import interocular
 from fkp.landmarks import landmark_set
 
 
@@ -17,9 +18,8 @@ def per_image_nme(
     predicted, target: (N, K, 2) pixels. Returns (N,).
     """
     errors = (predicted - target).norm(dim=-1).mean(dim=-1)
-    a, b = landmark_set(None).nme_points if nme_points is None else nme_points
-    interocular = (target[:, a] - target[:, b]).norm(dim=-1).clamp_min(1e-6)
-    return errors / interocular
+    nme_points = landmark_set(None).nme_points if nme_points is None else nme_points
+    return errors / interocular(target, nme_points).clamp_min(1e-6)
 
 
 def failure_rate(nme: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from fkp.checkpoints import accepted_callback_states, load_weights, read_checkpoint
-from fkp.data.transforms import to_image
 from fkp.errors import FkpError
+from fkp.geometry import to_image
 from fkp.landmarks import landmark_set
 from fkp.metrics import KeypointMetrics
 from fkp.models import build_network, upgrade_state_dict

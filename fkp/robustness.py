@@ -18,7 +18,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from fkp.data.transforms import points_extent
+from fkp.geometry import mirror_points, points_extent
 from fkp.landmarks import LandmarkSet, landmark_set
 
 Condition = Callable[[np.ndarray, np.ndarray, LandmarkSet], tuple[np.ndarray, np.ndarray]]
@@ -85,10 +85,8 @@ def occlude(region: str) -> Condition:
 
 def mirror(image: np.ndarray, points: np.ndarray, landmarks: LandmarkSet | None = None):
     """The mirror image, its points relabelled (the subject's left eye is still `left_eye`)."""
-    w = image.shape[1]
-    flipped = points.copy()
-    flipped[:, 0] = w - 1 - flipped[:, 0]
-    return image[:, ::-1].copy(), flipped[landmark_set(landmarks).flip_index]
+    flipped = mirror_points(points, image.shape[1], landmark_set(landmarks).flip_index)
+    return image[:, ::-1].copy(), flipped.astype(points.dtype)
 
 
 CONDITIONS: dict[str, Condition] = {
@@ -119,11 +117,3 @@ def perturb(images: list[np.ndarray], truth: np.ndarray, condition: str,
     apply = CONDITIONS[condition]
     pairs = [apply(image, points, landmarks) for image, points in zip(images, truth)]
     return [p[0] for p in pairs], np.stack([p[1] for p in pairs])
-
-
-def unmirror(predicted: np.ndarray, widths: np.ndarray,
-             landmarks: LandmarkSet | None = None) -> np.ndarray:  # fmt: skip
-    """Predictions on mirrored images (N, K, 2) mapped back onto the original images."""
-    back = predicted[:, landmark_set(landmarks).flip_index].copy()
-    back[..., 0] = widths[:, None] - 1 - back[..., 0]
-    return back

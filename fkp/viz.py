@@ -14,7 +14,7 @@ from fkp.files import atomic_write
 from fkp.landmarks import LandmarkSet, landmark_set
 
 if TYPE_CHECKING:
-    from fkp.predictor import Face
+    from fkp.runtime.predictor import Face
 
 GREEN = (0, 200, 0)
 MAGENTA = (255, 0, 255)

@@ -10,7 +10,7 @@ import torch
 
 from fkp import FaceKeypointDetector
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.deploy import export, save_preprocessing
+from fkp.deploy import TorchNetwork, export, save_preprocessing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def test_eval_writes_metrics_ced_and_worst_faces(data_dir, tmp_path):
     table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv").subset(np.arange(12))
     nmes = []
     for name, truth in zip(table.names, table.keypoints):
-        box = det.transform.box_for(truth)[None]
+        box = det.transform.frame_for(truth)[None]
         predicted = det.keypoints_in(decode_image(data_dir / "test" / name), box)[0]
         error = np.linalg.norm(predicted - truth, axis=1).mean()
         nmes.append(error / np.linalg.norm(truth[36] - truth[45]))
@@ -72,11 +72,11 @@ def test_exported_model_agrees_with_pytorch_on_real_images(
     tiny_checkpoint, data_dir, tmp_path, fmt
 ):
     det = FaceKeypointDetector.from_checkpoint(tiny_checkpoint, runtime="torch")
-    path = export(det.model, det.transform, tmp_path / f"m.{fmt}", fmt)
-    save_preprocessing(det.model.hparams.data_config, path, "custom_cnn")
+    path = export(det.model.module, det.transform, tmp_path / f"m.{fmt}", fmt)
+    save_preprocessing(det.model.module.hparams.data_config, path, "custom_cnn")
     table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv")
     images = [decode_image(data_dir / "test" / n) for n in table.names[:6]]
-    boxes = det.transform.box_for(table.keypoints[:6])
+    boxes = det.transform.frame_for(table.keypoints[:6])
     expected = np.stack([det.keypoints_in(im, b[None])[0] for im, b in zip(images, boxes)])
     if fmt == "onnx":
         exported = FaceKeypointDetector.from_onnx(path)
@@ -84,10 +84,10 @@ def test_exported_model_agrees_with_pytorch_on_real_images(
         with warnings.catch_warnings():  # TorchScript is deprecated in torch, still loads
             warnings.simplefilter("ignore", DeprecationWarning)
             scripted = torch.jit.load(str(path))
-        exported = FaceKeypointDetector(scripted, det.transform)
+        exported = FaceKeypointDetector(TorchNetwork(scripted), det.transform)
     got = np.stack([exported.keypoints_in(im, b[None])[0] for im, b in zip(images, boxes)])
     assert np.abs(got - expected).max() < 0.01  # pixels
-    batch = torch.randn(5, 1, 64, 64)  # dynamic batch size
+    batch = np.random.default_rng(0).normal(size=(5, 1, 64, 64)).astype(np.float32)  # any batch
     assert exported.model(batch).shape == (5, 68, 2)
 
 
@@ -138,7 +138,7 @@ def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
     image = decode_image(data_dir.parent / "images" / "obamas.jpg")
     full = FaceKeypointDetector.from_checkpoint(tiny_checkpoint, runtime="torch")(image)
     slim_detector = FaceKeypointDetector.from_checkpoint(slim_path, runtime="torch")
-    assert next(slim_detector.model.parameters()).dtype == torch.float32  # loads as float32
+    assert next(slim_detector.model.module.parameters()).dtype == torch.float32  # loads as float32
     again = slim_detector(image)
     assert len(full) == len(again) == 2
     for a, b in zip(full, again):

@@ -29,11 +29,11 @@ from fkp.checkpoints import read_checkpoint
 from fkp.cli.train import train
 from fkp.data.download import ensure_dataset
 from fkp.data.io import check_images_exist, read_keypoints_csv
-from fkp.deploy import load_preprocessing
 from fkp.errors import FkpError
 from fkp.files import AtomicCheckpointIO
 from fkp.models import load_pretrained
-from fkp.predictor import FaceKeypointDetector, pretrained_path
+from fkp.runtime.predictor import FaceKeypointDetector, pretrained_path
+from fkp.runtime.preprocess import read_preprocessing
 from tests.conftest import QUICK, compose_train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ def test_an_export_json_cannot_make_fkp_call_anything(tmp_path, style):
                                                   "transforms": [step]}}}  # fmt: skip
     (tmp_path / "m.json").write_text(json.dumps(record))
     with pytest.raises(FkpError, match=r"not an allowed transform"):
-        load_preprocessing(tmp_path / "m.onnx")
+        read_preprocessing(tmp_path / "m.onnx")
     assert victim.read_text() == "keep me"
 
 
@@ -162,8 +162,11 @@ def test_an_older_export_json_still_loads(tmp_path):
                 "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # fmt: skip
     record = {"network": "fast_net", "preprocessing": settings, "eval_pipeline": pipeline}
     (tmp_path / "m.json").write_text(json.dumps(record))
-    transform = load_preprocessing(tmp_path / "m.onnx")
-    assert [type(t).__name__ for t in transform.pipeline.transforms] == ["CenterCrop"]
+    transform = read_preprocessing(tmp_path / "m.onnx")
+    assert [type(t).__name__ for t in transform.steps] == ["dict"]  # stored, read as data
+    assert not transform.native  # albumentations' own form runs through albumentations
+    pixels, _ = transform.sample(np.zeros((80, 80), np.uint8), np.array([40.0, 40.0, 60.0]))
+    assert pixels.shape == (1, 64, 64)
 
 
 def test_downloaded_pretrained_weights_are_loaded_weights_only(tmp_path, monkeypatch):

@@ -19,9 +19,9 @@ import torch
 
 from fkp.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
 from fkp.cli.train import train
-from fkp.deploy import load_preprocessing
 from fkp.errors import FkpError
-from fkp.predictor import FaceKeypointDetector
+from fkp.runtime.predictor import FaceKeypointDetector
+from fkp.runtime.preprocess import read_preprocessing
 from tests.conftest import QUICK, compose_train
 from tests.test_faults import _mounted, _one_line_error, _run
 
@@ -272,14 +272,14 @@ def test_an_export_json_is_bounded(tmp_path):
                 "mean": [0.5], "std": [0.25], "eval_transforms": []}  # fmt: skip
     (tmp_path / "m.json").write_text(json.dumps({"network": "x", "preprocessing": settings}))
     with pytest.raises(FkpError, match=r"m.json image_size: 60000 is out of range"):
-        load_preprocessing(tmp_path / "m.onnx")
+        read_preprocessing(tmp_path / "m.onnx")
     (tmp_path / "m.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(FkpError, match=r"not an fkp preprocessing file"):
-        load_preprocessing(tmp_path / "m.onnx")
+        read_preprocessing(tmp_path / "m.onnx")
     settings.update(image_size=64, landmarks="/etc/some.yaml")
     (tmp_path / "m.json").write_text(json.dumps({"network": "x", "preprocessing": settings}))
     with pytest.raises(FkpError, match=r"a stored set names a shipped one"):
-        load_preprocessing(tmp_path / "m.onnx")
+        read_preprocessing(tmp_path / "m.onnx")
 
 
 def test_eval_runs_no_regex_and_reads_no_file_a_checkpoint_names(tiny_checkpoint, tmp_path):

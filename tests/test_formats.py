@@ -179,5 +179,5 @@ def test_a_model_trains_on_a_300w_folder_end_to_end(tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["faces"] == 6
     det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="onnx")
     image = cv2.imread(str(root / "ibug" / "image_0000.png"))[..., ::-1].copy()
-    box = det.transform.box_for(read_pts(root / "ibug" / "image_0000.pts"))[None]
+    box = det.transform.frame_for(read_pts(root / "ibug" / "image_0000.pts"))[None]
     assert det.keypoints_in(image, box).shape == (1, 68, 2)

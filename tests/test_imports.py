@@ -23,7 +23,7 @@ def test_importing_fkp_reads_no_config_or_landmark_file():
         "def spy(self, *a, **k):\n    read.append(str(self)); return original(self, *a, **k)\n"
         "pathlib.Path.read_text = spy\n"
         "import fkp.landmarks, fkp.data.io, fkp.evaluate, fkp.robustness, fkp.metrics\n"
-        "import fkp.models, fkp.viz, fkp.predictor, fkp.track, fkp.cli.predict\n"
+        "import fkp.models, fkp.viz, fkp.runtime.predictor, fkp.runtime.track, fkp.cli.predict\n"
         "print([p for p in read if p.endswith('.yaml')])\n"
         "from fkp.landmarks import IBUG68\n"
         "print(IBUG68.num_points)\n"

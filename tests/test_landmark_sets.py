@@ -69,7 +69,7 @@ def test_eval_export_and_predict_a_98_point_model(wflw, tmp_path):
     assert stored["num_points"] == 98 and stored["nme_points"] == [60, 72]
     table = read_keypoints_csv(csv, 98)
     image = decode_image(images / table.names[0])
-    box = FaceKeypointDetector.from_onnx(onnx).transform.box_for(table.keypoints[0])[None]
+    box = FaceKeypointDetector.from_onnx(onnx).transform.frame_for(table.keypoints[0])[None]
     from_onnx = FaceKeypointDetector.from_onnx(onnx).keypoints_in(image, box)
     from_torch = FaceKeypointDetector.from_checkpoint(ckpt).keypoints_in(image, box)
     assert from_onnx.shape == (1, 98, 2) and np.abs(from_onnx - from_torch).max() < 0.02

@@ -11,12 +11,12 @@ from omegaconf import OmegaConf
 
 from fkp import CONF_DIR, FaceKeypointDetector
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.data.transforms import square_box, to_image
-from fkp.detect import HaarFaceDetector
 from fkp.errors import FkpError
+from fkp.geometry import apply_affine, normalise, square_frame, to_image
 from fkp.module import KeypointModule
-from fkp.predictor import eval_transform_of
-from fkp.smooth import OneEuroFilter
+from fkp.runtime.detect import HaarFaceDetector
+from fkp.runtime.predictor import eval_transform_of
+from fkp.runtime.smooth import OneEuroFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,10 +60,11 @@ def test_crop_and_map_back_round_trip_is_exact(tiny_checkpoint, data_dir):
     image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     for _ in range(20):  # boxes inside, across and beyond the borders
         extent = np.array([rng.uniform(-20, 180), rng.uniform(-20, 140), rng.uniform(10, 150)])
-        box = square_box(extent.astype(np.float32), model_transform.margin)
+        box = square_frame(extent.astype(np.float32), model_transform.margin)
         points = extent[:2] + rng.uniform(-0.5, 0.5, (68, 2)) * extent[2]
-        sample = model_transform(image, box, points)
-        back = to_image(sample["keypoints"], sample["affine"], model_transform.image_size)
+        _, affine = model_transform.sample(model_transform.prepare(image), box)
+        normalised = normalise(apply_affine(affine, points), model_transform.image_size)
+        back = to_image(normalised.astype(np.float32), affine, model_transform.image_size)
         assert np.abs(back - points).max() < 1e-3
 
 

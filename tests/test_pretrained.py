@@ -1,5 +1,5 @@
 """The model that ships inside the package: it loads with no training and no download, and
-still measures what its card (fkp/weights/fast.json, quoted in README) says."""
+still measures what its card (fkp/weights/fast.card.json, quoted in README) says."""
 
 import json
 import subprocess
@@ -12,10 +12,10 @@ import pytest
 from fkp import FaceKeypointDetector
 from fkp.data.io import decode_image
 from fkp.errors import FkpError
-from fkp.predictor import PRETRAINED_DIR, pretrained_path
+from fkp.runtime.predictor import PRETRAINED_DIR, pretrained_path
 
 ROOT = Path(__file__).resolve().parent.parent
-CARD = json.loads((PRETRAINED_DIR / "fast.json").read_text())
+CARD = json.loads((PRETRAINED_DIR / "fast.card.json").read_text())
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:

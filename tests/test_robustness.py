@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.data.transforms import points_extent
+from fkp.geometry import mirror_points, points_extent
 from fkp.landmarks import IBUG68
-from fkp.robustness import CONDITIONS, mirror, perturb, rotate, unmirror, zoom
+from fkp.robustness import CONDITIONS, mirror, perturb, rotate, zoom
 from tests.conftest import SYNTHETIC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +41,8 @@ def test_mirroring_twice_gives_the_face_back(face):
     flipped, moved = mirror(image, points)
     assert np.array_equal(flipped[:, ::-1], image)
     assert moved[36, 0] < moved[45, 0]  # relabelled: point 36 is on the image's left again
-    back = unmirror(moved[None], np.array([image.shape[1]], dtype=float))[0]
-    assert np.allclose(back, points)
+    back = mirror_points(moved[None], np.array([image.shape[1]], dtype=float), IBUG68.flip_index)
+    assert np.allclose(back[0], points)
 
 
 def test_occluders_cover_their_region_and_leave_the_rest(face):

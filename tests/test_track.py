@@ -14,11 +14,12 @@ from omegaconf import OmegaConf
 from fkp import CONF_DIR, FaceKeypointDetector
 from fkp.cli.calibrate import write_calibration
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.data.transforms import KEYPOINTS, FramingJitter, square_box
-from fkp.detect import HaarFaceDetector, HogFaceDetector, calibrate
+from fkp.data.transforms import KEYPOINTS, FramingJitter
 from fkp.evaluate import moving_clip, steadiness
-from fkp.smooth import OneEuroFilter, ShapeFilter
-from fkp.track import FaceTracker
+from fkp.geometry import square_frame
+from fkp.runtime.detect import HaarFaceDetector, HogFaceDetector, calibrate
+from fkp.runtime.smooth import OneEuroFilter, ShapeFilter
+from fkp.runtime.track import FaceTracker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def test_refinement_from_detector_boxes_lowers_the_error(shipped, data_dir):
         boxes = detector.detect(image)
         if not len(boxes):
             continue
-        frames = square_box(detector.face_extent(boxes), shipped.transform.margin)
+        frames = square_frame(detector.face_extent(boxes), shipped.transform.margin)
         nearest = np.argmin(np.linalg.norm(frames[:, :2] - points.mean(axis=0), axis=1))
         frames = frames[nearest : nearest + 1]
         first.append(shipped.refined(image, frames, 0)[0][0])

@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.data.transforms import (
-    KeypointTransform,
-    RandomSimilarity,
-    box_affine,
+from fkp.data.transforms import KeypointTransform, RandomSimilarity
+from fkp.geometry import (
     denormalise,
+    frame_affine,
     normalise,
     points_extent,
-    square_box,
+    square_frame,
     to_image,
 )
 from fkp.landmarks import IBUG68
@@ -39,15 +38,15 @@ def test_normalise_round_trip_and_mirror_is_negation():
 def test_box_is_a_square_around_the_points_with_margin():
     pts = np.array([[10.0, 20.0], [50.0, 30.0]])
     assert points_extent(pts).tolist() == [30.0, 25.0, 40.0]
-    assert square_box(points_extent(pts), 0.5).tolist() == [30.0, 25.0, 60.0]
-    assert np.allclose(box_affine(np.array([30.0, 25.0, 60.0]), 60) @ [30, 25, 1], [29.5, 29.5])
+    assert square_frame(points_extent(pts), 0.5).tolist() == [30.0, 25.0, 60.0]
+    assert np.allclose(frame_affine(np.array([30.0, 25.0, 60.0]), 60) @ [30, 25, 1], [29.5, 29.5])
 
 
 def test_eval_transform_maps_back_to_original_pixels(faces):
     images, keypoints = faces
     t = KeypointTransform(96, [A.CenterCrop(96, 96)], frame_scale=1.2, grayscale=True)
     for image, kp in zip(images, keypoints):
-        out = t(image, t.box_for(kp), kp)
+        out = t(image, t.frame_for(kp), kp)
         assert out["image"].shape == (1, 96, 96) and out["image"].dtype == torch.float32
         assert not out["mirrored"]
         assert np.abs(to_image(out["keypoints"], out["affine"], 96) - kp).max() < 1e-3
@@ -74,7 +73,7 @@ def test_random_affine_augmentation_maps_back_exactly(faces, affine):
     t.reseed(0)
     mirrored = 0
     for image, kp in zip(images, keypoints):
-        out = t(image, t.box_for(kp), kp)
+        out = t(image, t.frame_for(kp), kp)
         expected = kp[IBUG68.flip_index] if out["mirrored"] else kp
         mirrored += out["mirrored"]
         assert out["keypoints"].shape == (68, 2)
@@ -85,7 +84,7 @@ def test_random_affine_augmentation_maps_back_exactly(faces, affine):
 def test_all_points_survive_when_pushed_out_of_the_image(faces):
     images, keypoints = faces
     t = KeypointTransform(64, [A.Affine(translate_px={"x": 60, "y": 0}, p=1)])
-    out = t(images[0], t.box_for(keypoints[0]), keypoints[0])
+    out = t(images[0], t.frame_for(keypoints[0]), keypoints[0])
     assert out["keypoints"].shape == (68, 2)
     assert (denormalise(out["keypoints"][:, 0], 64) > 63).sum() > 10
 
@@ -96,7 +95,7 @@ def test_flip_twice_is_identity(faces):
     flip = KeypointTransform(96, [A.HorizontalFlip(p=1)], grayscale=True, mean=[0.0], std=[1 / 255])
     whole = np.array([47.5, 47.5, 96.0])  # the box of a whole 96 x 96 image: identity framing
     for image, kp in zip(images, keypoints):
-        box = plain.box_for(kp)
+        box = plain.frame_for(kp)
         base = plain(image, box, kp)
         once = flip(image, box, kp)
         assert once["mirrored"]
@@ -110,7 +109,7 @@ def test_after_a_flip_the_right_eye_is_still_on_the_image_left(faces):
     images, keypoints = faces
     flip = KeypointTransform(96, [A.HorizontalFlip(p=1)])
     for image, kp in zip(images, keypoints):
-        out = flip(image, flip.box_for(kp), kp)["keypoints"]
+        out = flip(image, flip.frame_for(kp), kp)["keypoints"]
         assert out[36:42, 0].mean() < out[42:48, 0].mean()
         assert out[0, 0] < out[16, 0] and out[48, 0] < out[54, 0]
 
@@ -127,7 +126,7 @@ def test_dataset_asymmetry_keeps_its_sign_under_flips(data_dir):
     before = _asymmetry(keypoints)
     flip = KeypointTransform(64, [A.HorizontalFlip(p=1)], grayscale=True)
     after = np.stack(
-        [flip(im, flip.box_for(k), k)["keypoints"] for im, k in zip(images, keypoints)]
+        [flip(im, flip.frame_for(k), k)["keypoints"] for im, k in zip(images, keypoints)]
     )
     assert before < 0 and _asymmetry(after) < 0
     # without the relabelling the sign would turn: mirror the points and keep their labels
@@ -137,7 +136,7 @@ def test_dataset_asymmetry_keeps_its_sign_under_flips(data_dir):
 def test_reseeding_reproduces_augmentation(faces):
     images, keypoints = faces
     t = KeypointTransform(64, [A.Affine(rotate=(-30, 30), p=1), A.HorizontalFlip()])
-    box = t.box_for(keypoints[0])
+    box = t.frame_for(keypoints[0])
     t.reseed(7)
     first = [t(images[0], box, keypoints[0])["keypoints"] for _ in range(3)]
     t.reseed(7)
@@ -149,7 +148,7 @@ def test_reseeding_reproduces_augmentation(faces):
 def test_to_pixels_undoes_input_normalisation(faces):
     images, keypoints = faces
     t = KeypointTransform(64)
-    out = t(images[0], t.box_for(keypoints[0]))
+    out = t(images[0], t.frame_for(keypoints[0]))
     pixels = t.to_pixels(out["image"])
     assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8
     assert "keypoints" not in out  # prediction: no labels needed
@@ -179,16 +178,16 @@ def test_framing_steps_warp_from_the_original_image(faces):
     framed = KeypointTransform(64, framing=[RandomSimilarity(**spin)], margin=0.5)
     after = KeypointTransform(64, transforms=[RandomSimilarity(**spin)], margin=0.5)
     for transform in (framed, after):
-        out = transform(image, transform.box_for(points), points)
+        out = transform(image, transform.frame_for(points), points)
         back = to_image(out["keypoints"], out["affine"], 64)
         assert np.abs(back - points).max() < 1e-3
         # the draw turned the face 30 degrees and shrank it to 0.8x of the plain framing
         (a, b), _ = out["affine"][:, :2]
-        assert np.isclose(np.hypot(a, b), 0.8 * 64 / transform.box_for(points)[2], rtol=1e-4)
+        assert np.isclose(np.hypot(a, b), 0.8 * 64 / transform.frame_for(points)[2], rtol=1e-4)
         assert np.isclose(np.degrees(np.arctan2(b, a)), 30, atol=1e-3)
     corner = slice(0, 4)
-    framed_pixels = framed.to_pixels(framed(image, framed.box_for(points))["image"])
-    after_pixels = after.to_pixels(after(image, after.box_for(points))["image"])
+    framed_pixels = framed.to_pixels(framed(image, framed.frame_for(points))["image"])
+    after_pixels = after.to_pixels(after(image, after.frame_for(points))["image"])
     assert framed_pixels[corner, corner].min() == 200
     assert after_pixels[corner, corner].max() == 0
 
@@ -210,7 +209,7 @@ def test_framing_draws_are_reseeded(faces):
 
     def draws():
         transform.reseed(7)
-        return [transform(images[0], transform.box_for(keypoints[0]))["affine"] for _ in range(6)]
+        return [transform(images[0], transform.frame_for(keypoints[0]))["affine"] for _ in range(6)]
 
     first, second = draws(), draws()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))

@@ -1,9 +1,9 @@
 """Calibrate a face detector's box to the training framing: `python calibrate.py detector=haar`.
 
 Runs the detector over the training rows of the person split (never validation or test rows),
-measures where the 68 labelled points lie in its boxes (`fkp.detect.calibrate`) and writes the
-medians into fkp/conf/detector/<detector>.yaml (`extent`, `shift`), which predict.py and
-eval.py use.
+measures where the 68 labelled points lie in its boxes (`fkp.runtime.detect.calibrate`) and
+writes the medians into fkp/conf/detector/<detector>.yaml (`extent`, `shift`), which
+predict.py and eval.py use.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from fkp.config import build
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.download import TRAIN_CSV
 from fkp.data.io import load_images, read_keypoints_csv
-from fkp.detect import calibrate
 from fkp.errors import reported_as_one_line
 from fkp.files import write_text
+from fkp.runtime.detect import calibrate
 
 
 def training_rows(cfg: DictConfig):

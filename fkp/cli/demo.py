@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from fkp.config import DEMO_RULES, build, validate
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
+from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import annotate
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine

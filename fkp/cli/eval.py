@@ -38,9 +38,10 @@ from fkp.evaluate import (
     worst_grid,
 )
 from fkp.files import ensure_writable, write_text
+from fkp.geometry import interocular, mirror_points
 from fkp.landmarks import landmark_set
-from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
-from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb, unmirror
+from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb
+from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import save_image
 
 # The data settings that say which files a checkpoint's splits come from, and how to read them.
@@ -151,7 +152,7 @@ def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str, frame_point
     frames = truth if frame_points is None else frame_points
     for i, (image, points) in enumerate(zip(images, truth)):
         if protocol == "gt":
-            box = det.transform.box_for(frames[i])[None]
+            box = det.transform.frame_for(frames[i])[None]
             keypoints, seconds = timed(lambda: det.keypoints_in(image, box))  # noqa: B023
             predicted[i] = keypoints[0]
             result.seconds += seconds
@@ -190,11 +191,9 @@ def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) 
     table = {}
     for method, rows in methods.items():
         clean = rows["clean"]["nme"]
-        back = unmirror(rows["mirrored"]["predicted"], widths, landmarks)
-        a, b = landmarks.nme_points
-        interocular = np.linalg.norm(truth[:, a] - truth[:, b], axis=-1)
+        back = mirror_points(rows["mirrored"]["predicted"], widths, landmarks.flip_index)
         gap = np.linalg.norm(back - rows["clean"]["predicted"], axis=-1).mean(axis=-1)
-        consistency = gap / interocular
+        consistency = gap / interocular(truth, landmarks.nme_points)
         table[method] = {
             **{
                 c: {"nme": r["nme"], "fr_0.10": r["fr_0.10"], "ratio": r["nme"] / clean}
@@ -240,7 +239,7 @@ def evaluate(cfg: DictConfig) -> dict:
             f"{det.transform.landmarks.num_points} points ({det.transform.landmarks.name}); "
             "set dlib=false."
         )
-    names, truth, images = load_faces(cfg, det.model.hparams.data_config)
+    names, truth, images = load_faces(cfg, det.model.module.hparams.data_config)
     if cfg.suite is not None:
         if cfg.suite != "robustness":
             raise FkpError(f"suite={cfg.suite} is unknown; use suite=robustness or suite=null.")

@@ -17,12 +17,12 @@ import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
 from fkp.deploy import export_with_preprocessing, slim_checkpoint
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable
-from fkp.predictor import FaceKeypointDetector, resolve_checkpoint
+from fkp.runtime.predictor import FaceKeypointDetector, eval_transform_of, resolve_checkpoint
 
 
 def run(cfg: DictConfig) -> Path:
     ckpt = resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.log_dir), "newest")
-    det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")  # the network itself
+    model = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch").model.module
     suffix = {"onnx": ".onnx", "torchscript": ".pt", "ckpt": ".ckpt"}.get(cfg.format)
     if suffix is None:
         raise FkpError(f"format={cfg.format} is unknown; use onnx, torchscript or ckpt.")
@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> Path:
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return out
     _, settings = export_with_preprocessing(
-        det.model, det.transform, out, cfg.format, setting="output=<file>"
+        model, eval_transform_of(model, str(ckpt)), out, cfg.format, setting="output=<file>"
     )
     print(f"wrote {out} and {settings}")
     return out

@@ -21,11 +21,11 @@ from omegaconf import DictConfig
 
 from fkp.config import PREDICT_RULES, build, validate
 from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
-from fkp.data.transforms import apply_affine, crop_box
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
-from fkp.predictor import Face, FaceKeypointDetector, resolve_checkpoint, resolve_runtime
-from fkp.track import FaceTracker
+from fkp.geometry import apply_affine, crop_frame
+from fkp.runtime.predictor import Face, FaceKeypointDetector, resolve_checkpoint, resolve_runtime
+from fkp.runtime.track import FaceTracker
 from fkp.viz import annotate, save_image
 
 log = logging.getLogger("fkp.predict")
@@ -54,7 +54,7 @@ def expand_inputs(spec: str) -> list[Path]:
 def face_crop(image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
     """The square the model saw, at native resolution, and the keypoints in its pixels."""
     side = max(1, int(round(float(face.frame[2]))))
-    crop, affine = crop_box(image, face.frame, side)
+    crop, affine = crop_frame(image, face.frame, side)
     return crop, apply_affine(affine, face.keypoints)
 
 

@@ -3,7 +3,8 @@
 from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
 from fkp.data.download import ensure_dataset
 from fkp.data.io import KeypointTable, decode_image, read_keypoints_csv
-from fkp.data.transforms import KeypointTransform, denormalise, normalise, to_image
+from fkp.data.transforms import KeypointTransform
+from fkp.geometry import denormalise, normalise, to_image
 
 __all__ = [
     "FaceKeypointsDataModule",

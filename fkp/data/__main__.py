@@ -12,8 +12,8 @@ import numpy as np
 
 from fkp.config import build, compose_config
 from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
-from fkp.data.transforms import denormalise
 from fkp.errors import FkpError, reported_as_one_line
+from fkp.geometry import denormalise
 from fkp.viz import make_grid, save_image
 
 

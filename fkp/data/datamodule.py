@@ -61,15 +61,14 @@ class KeypointsDataset(Dataset):
         # object's reference count and so copy its memory page by page over an epoch
         self.names = np.asarray(names, dtype=str)
         self.transform = transform
-        self.boxes = transform.box_for(keypoints)  # (N, 3)
+        self.frames = transform.frame_for(keypoints)  # (N, 3)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
         points = self.keypoints[index]
-        frame, affine = self.transform.frame(self.images[index], self.boxes[index])
-        sample = self.transform.from_frame(frame, affine, points)
+        sample = self.transform(self.images[index], self.frames[index], points)
         mirrored = sample.pop("mirrored")
         sample["points"] = points[self.transform.landmarks.flip_index] if mirrored else points
         sample["name"] = str(self.names[index])

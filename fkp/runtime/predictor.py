@@ -4,6 +4,9 @@ from fkp import FaceKeypointDetector
 det = FaceKeypointDetector.from_pretrained()  # the shipped model; or .from_checkpoint(path)
 faces = det(image)              # image: (H, W, 3) RGB uint8 (bgr=True for OpenCV arrays)
 faces[0].box, faces[0].keypoints  # (4,) x, y, w, h; (68, 2) x, y in image pixels
+
+The shipped model and exported ONNX models run with NumPy, OpenCV and onnxruntime only;
+PyTorch is imported only for a checkpoint (`from_checkpoint`) or runtime="torch".
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 import yaml
 
-from fkp.data.transforms import KeypointTransform, square_box, to_image, transform_from_record
-from fkp.detect import FaceDetector, HaarFaceDetector
 from fkp.errors import FkpError
+from fkp.geometry import snapped, square_frame, to_image, unmirror_normalised
+from fkp.runtime.detect import FaceDetector, HaarFaceDetector
+from fkp.runtime.onnx import OnnxModel
+from fkp.runtime.preprocess import Preprocessing, read_preprocessing
 
 # The defaults for using a model live in one place, fkp/conf/predict.yaml (and the detector
 # file its defaults list names): predict.py composes them through Hydra, and the Python API
 # reads the same files, so `FaceKeypointDetector.from_pretrained()` does what predict.py does.
-_DETECTORS = {"fkp.detect.HaarFaceDetector": HaarFaceDetector}  # built from their YAML
+_DETECTORS = {"fkp.runtime.detect.HaarFaceDetector": HaarFaceDetector}  # built from their YAML
 
 
 @functools.cache
@@ -51,7 +55,7 @@ def default_detector() -> FaceDetector:
     return cls(**spec)
 
 
-def resolve_runtime(runtime: str, device: str | torch.device, path: Path | None = None) -> str:
+def resolve_runtime(runtime: str, device: Any, path: Path | None = None) -> str:
     """ "auto": onnxruntime on the CPU (faster at batch 1; an .onnx file always), PyTorch on a
     GPU; "torch" and "onnx" as they are."""
     if runtime == "auto":
@@ -70,7 +74,7 @@ class Face:
     box: np.ndarray
     keypoints: np.ndarray
     frame: np.ndarray
-    id: int | None = None  # the track id in a video (fkp.track.FaceTracker)
+    id: int | None = None  # the track id in a video (fkp.runtime.track.FaceTracker)
 
     def to_dict(self) -> dict:
         out = {} if self.id is None else {"id": self.id}
@@ -81,14 +85,14 @@ class Face:
         }
 
 
-def eval_transform_of(model, where: str = "checkpoint") -> KeypointTransform:
+def eval_transform_of(model: Any, where: str = "checkpoint") -> Preprocessing:
     """The evaluation transform a KeypointModule was trained with, from its checkpoint.
 
     The checkpoint is data: its transform specs are built from an allow-list only."""
     data = model.hparams.get("data_config")
     if not data:
         raise FkpError("checkpoint: it holds no data settings; was it written by fkp's train.py?")
-    return transform_from_record(data, where)
+    return Preprocessing.from_record(data, where)
 
 
 def as_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -118,27 +122,25 @@ class FaceKeypointDetector:
 
     def __init__(
         self,
-        model: Callable[[torch.Tensor], torch.Tensor],
-        transform: KeypointTransform,
+        model: Callable[[np.ndarray], np.ndarray],
+        transform: Preprocessing,
         detector: FaceDetector | None = None,
         flip_test: bool = False,
-        device: str | torch.device = "cpu",
         refine: int = 0,
     ) -> None:
-        """model: images (B, C, S, S) -> keypoints (B, 68, 2) in [-1, 1]: a KeypointModule,
-        or an exported model (`fkp.deploy.OnnxModel`)."""
-        self.model = model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+        """model: images (B, C, S, S) float32 -> keypoints (B, K, 2) in [-1, 1], NumPy in and
+        out: an `OnnxModel`, or a KeypointModule behind `fkp.deploy.TorchNetwork`."""
+        self.model = model
         self.transform = transform
         self.detector = detector if detector is not None else HaarFaceDetector()
         self.flip_test = flip_test
         self.refine = refine
-        self.device = torch.device(device)
 
     @classmethod
     def from_checkpoint(
         cls,
         path: str | Path,
-        device: str | torch.device | None = None,
+        device: str | None = None,
         detector: FaceDetector | None = None,
         flip_test: bool | None = None,
         refine: int | None = None,
@@ -147,8 +149,10 @@ class FaceKeypointDetector:
         """runtime: "torch" (PyTorch eager, on `device`), "onnx" (the network exported to
         ONNX in memory and run by onnxruntime on the CPU, faster at batch 1) or "auto" (onnx
         on the CPU, torch on a GPU). Every setting left as None takes predict.py's default
-        (`usage_defaults`: the Haar detector, 2 refinement passes, no flip test, auto, CPU)."""
-        from fkp.module import KeypointModule  # Lightning: only for checkpoints
+        (`usage_defaults`: the Haar detector, 2 refinement passes, no flip test, auto, CPU).
+        Needs PyTorch and Lightning (a checkpoint is theirs)."""
+        from fkp.deploy import TorchNetwork, onnx_runtime_model
+        from fkp.module import KeypointModule
 
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device
@@ -171,24 +175,32 @@ class FaceKeypointDetector:
             ) from None
         transform = eval_transform_of(model, str(path))
         if runtime == "onnx":
-            from fkp.deploy import onnx_runtime_model
-
-            model = onnx_runtime_model(model, transform)
-        return cls(model, transform, detector, flip_test, device, refine)
+            network = onnx_runtime_model(model, transform)
+        else:
+            network = TorchNetwork(model, device)
+        return cls(network, transform, detector, flip_test, refine)
 
     @classmethod
     def from_pretrained(
         cls,
         name: str = "fast",
-        device: str | torch.device | None = None,
+        device: str | None = None,
         detector: FaceDetector | None = None,
         flip_test: bool | None = None,
         refine: int | None = None,
         runtime: str | None = None,
     ) -> FaceKeypointDetector:
-        """fkp's shipped model, inside the package: no training and no download (README,
-        "The default model", says how it was trained and what it measures). Settings left
-        as None are predict.py's defaults, as for `from_checkpoint`."""
+        """fkp's shipped model, inside the package: no training and no download (the docs'
+        "The default model" says how it was trained and what it measures). It ships as a
+        checkpoint and as ONNX with its preprocessing JSON: on the CPU (runtime "auto" or
+        "onnx") it runs from the ONNX file, without PyTorch. Settings left as None are
+        predict.py's defaults, as for `from_checkpoint`."""
+        defaults = usage_defaults()
+        device = defaults["device"] if device is None else device
+        runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
+        onnx = PRETRAINED_DIR / f"{name}.onnx"
+        if runtime == "onnx" and onnx.is_file():
+            return cls.from_onnx(onnx, detector, flip_test, refine=refine)
         return cls.from_checkpoint(
             pretrained_path(name), device, detector, flip_test, refine, runtime
         )
@@ -202,17 +214,15 @@ class FaceKeypointDetector:
         threads: int | None = None,
         refine: int | None = None,
     ) -> FaceKeypointDetector:
-        """An ONNX file from export.py, with its preprocessing JSON beside it (onnxruntime;
-        neither Lightning nor Hydra is loaded); settings left as None are predict.py's."""
-        from fkp.deploy import OnnxModel, load_preprocessing
-
+        """An ONNX file from export.py, with its preprocessing JSON beside it (NumPy, OpenCV
+        and onnxruntime only); settings left as None are predict.py's."""
         defaults = usage_defaults()
         flip_test = defaults["flip_test"] if flip_test is None else flip_test
         refine = defaults["refine"] if refine is None else refine
         detector = default_detector() if detector is None else detector
         if not Path(path).is_file():
             raise FkpError(f"{path}: no such ONNX file; export one with export.py format=onnx.")
-        model, transform = OnnxModel(path, threads), load_preprocessing(path)
+        model, transform = OnnxModel(path, threads), read_preprocessing(path)
         return cls(model, transform, detector, flip_test, refine=refine)
 
     def __call__(
@@ -230,7 +240,7 @@ class FaceKeypointDetector:
 
     def frames_of(self, boxes: np.ndarray) -> np.ndarray:
         """Detector boxes (N, 4) -> the training framings (N, 3) cx, cy, side they imply."""
-        return square_box(self.detector.face_extent(boxes), self.transform.margin)
+        return square_frame(self.detector.face_extent(boxes), self.transform.margin)
 
     def refined(
         self, image: np.ndarray, frames: np.ndarray, passes: int
@@ -241,39 +251,27 @@ class FaceKeypointDetector:
         prepared = self.transform.prepare(image)
         keypoints = self.keypoints_in(prepared, frames)
         for _ in range(passes):
-            new = self.transform.box_for(keypoints)
+            new = snapped(self.transform.frame_for(keypoints))
             moved = np.abs(new - frames).max(axis=1) / frames[:, 2]
             if moved.max() < 0.01:  # the frame has settled
                 break
             frames, keypoints = new, self.keypoints_in(prepared, new)
         return keypoints, frames
 
-    def keypoints_in(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Keypoints of the faces framed by square boxes, all in one forward pass.
+    def keypoints_in(self, image: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """Keypoints of the faces in the given square frames, all in one network call.
 
-        image: (H, W, 3) RGB uint8 (or already `transform.prepare`d); boxes: (N, 3) cx, cy,
-        side. Returns (N, 68, 2) pixels.
+        image: (H, W, 3) RGB uint8 (or already `transform.prepare`d); frames: (N, 3) cx, cy,
+        side. Returns (N, K, 2) pixels.
         """
-        prepared = self.transform.prepare(image)
-        samples = [self.transform(prepared, box) for box in boxes]
-        images = torch.stack([s["image"] for s in samples])
-        if isinstance(self.model, torch.nn.Module):
-            images = images.to(self.device)
-        affines = torch.from_numpy(np.stack([s["affine"] for s in samples]))
-        with torch.no_grad():
-            if self.flip_test:  # the faces and their mirror images in one batch
-                both = self.model(torch.cat([images, images.flip(-1)]))
-                predicted, mirrored = (
-                    both[: len(images)],
-                    both[len(images) :, self.transform.landmarks.flip_index],
-                )
-                mirrored[..., 0] = -mirrored[..., 0]  # a mirror is a sign change in [-1, 1]
-                predicted = (predicted + mirrored) / 2
-            else:
-                predicted = self.model(images)
-        return to_image(
-            predicted.cpu().double(), affines.double(), self.transform.image_size
-        ).numpy()
+        images, affines = self.transform.inputs(image, frames)
+        if self.flip_test:  # the faces and their mirror images in one batch
+            both = self.model(np.concatenate([images, images[..., ::-1]]))
+            mirrored = unmirror_normalised(both[len(images) :], self.transform.landmarks.flip_index)
+            predicted = (both[: len(images)] + mirrored) / 2
+        else:
+            predicted = self.model(images)
+        return to_image(predicted, affines, self.transform.image_size)
 
     def predict_crops(self, crops: list[np.ndarray], bgr: bool = False) -> list[np.ndarray]:
         """Keypoints of already-cropped faces, each framed as the training crops are (the
@@ -290,11 +288,12 @@ class FaceKeypointDetector:
         return out
 
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def pretrained_path(name: str = "fast") -> Path:
-    """The shipped checkpoint called `name` (fkp/weights/<name>.ckpt)."""
+    """The shipped checkpoint called `name` (fkp/weights/<name>.ckpt; <name>.onnx and
+    <name>.json beside it are the same network exported, <name>.card.json its measurements)."""
     path = PRETRAINED_DIR / f"{name}.ckpt"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in PRETRAINED_DIR.glob("*.ckpt"))) or "none"

@@ -7,8 +7,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fkp.data.transforms import points_extent
 from fkp.errors import FkpError
+from fkp.geometry import box_centres, points_extent
 
 
 class FaceDetector(Protocol):
@@ -18,7 +18,7 @@ class FaceDetector(Protocol):
 
     def face_extent(self, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) detector boxes -> (N, 3) cx, cy, extent: where the 68 points are expected
-        and how far they spread, i.e. what `square_box(points, 0)` gives for labelled faces."""
+        and how far they spread, i.e. what `square_frame(points, 0)` gives for labelled faces."""
         ...
 
 
@@ -34,10 +34,16 @@ class CalibratedDetector:
 
     def face_extent(self, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        x, y, w, h = boxes.T
-        cx = x + w / 2 - 0.5 + self.shift[0] * w
-        cy = y + h / 2 - 0.5 + self.shift[1] * w
-        return np.stack([cx, cy, w * self.extent], axis=1)
+        w = boxes[:, 2:3]
+        return np.concatenate([box_centres(boxes) + self.shift * w, w * self.extent], axis=1)
+
+    def boxes_for(self, extents: np.ndarray) -> np.ndarray:
+        """The inverse of `face_extent`: (N, 3) cx, cy, extent -> the (N, 4) boxes this
+        detector would draw around such faces (to give another method the same boxes)."""
+        extents = np.asarray(extents, dtype=np.float64).reshape(-1, 3)
+        w = extents[:, 2:3] / self.extent
+        corner = extents[:, :2] - self.shift * w - w / 2 + 0.5
+        return np.concatenate([corner, w, w], axis=1)
 
 
 def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -139,13 +145,13 @@ def calibrate(
             continue
         cx, cy, spread = points_extent(points)
         centre = np.array([cx, cy])
-        box_centres = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
-        distance = np.linalg.norm(box_centres - centre, axis=1)
+        centres = box_centres(boxes)
+        distance = np.linalg.norm(centres - centre, axis=1)
         best = int(np.argmin(distance))
         if distance[best] > spread / 2:
             continue
         w = float(boxes[best, 2])
-        ratios.append([spread / w, *((centre - box_centres[best]) / w)])
+        ratios.append([spread / w, *((centre - centres[best]) / w)])
     if not ratios:
         raise FkpError("calibration: the detector found none of the labelled faces.")
     extent, shift_x, shift_y = np.median(np.array(ratios), axis=0)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from fkp.data.transforms import apply_affine, crop_box
-from fkp.predictor import Face, FaceKeypointDetector, usage_defaults
-from fkp.smooth import ShapeFilter
+from fkp.geometry import crop_frame, frame_iou, invert, map_frames, points_box, snapped
+from fkp.runtime.predictor import Face, FaceKeypointDetector, usage_defaults
+from fkp.runtime.smooth import ShapeFilter
 
 
 @dataclass
@@ -37,19 +36,6 @@ class Track:
     shown: np.ndarray | None = None  # the (smoothed) points reported for the last frame
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Overlap of two square frames (cx, cy, side)."""
-    lo = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2)
-    hi = np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    return inter / (a[2] ** 2 + b[2] ** 2 - inter)
-
-
-def _points_box(keypoints: np.ndarray) -> np.ndarray:
-    lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
-    return np.array([*lo, *(hi - lo)], dtype=np.float32)
-
-
 class FaceTracker:
     """Faces with ids across the frames of one video: `tracker(rgb)` per frame, in order.
 
@@ -57,7 +43,7 @@ class FaceTracker:
     detect_every: run the detector on every N-th frame (and whenever a track is lost).
     verify_every, patience: check each track's region with the detector every N frames; a
         track whose region shows no face `patience` checks in a row is dropped.
-    fps, min_cutoff, beta: the filter per track (`fkp.smooth.ShapeFilter`: a One Euro
+    fps, min_cutoff, beta: the filter per track (`fkp.runtime.smooth.ShapeFilter`: a One Euro
         filter on the shape, none on the motion; smooth=False: raw points).
     passes: model passes per frame, each framed from the previous one's points (the first
         from the last frame's smoothed points).
@@ -113,15 +99,15 @@ class FaceTracker:
         if not self.tracks:
             return False
         # framed from the smoothed points: a steadier crop gives steadier points
-        frames = np.stack([self.det.transform.box_for(t.shown) for t in self.tracks])
+        frames = snapped(np.stack([self.det.transform.frame_for(t.shown) for t in self.tracks]))
         keypoints, frames = self.det.refined(prepared, frames, self.passes - 1)
         kept = []
         for track, points, frame in zip(self.tracks, keypoints, frames):
-            before, after = track.frame[2], self.det.transform.box_for(points)[2]
+            before, after = track.frame[2], self.det.transform.frame_for(points)[2]
             if not 0.7 < after / before < 1.4 or not np.isfinite(points).all():
                 continue  # the spread jumped or collapsed: no face followed here
             track.keypoints, track.frame, track.age = points, frame, track.age + 1
-            track.box = _points_box(points)
+            track.box = points_box(points)
             kept.append(track)
         lost = len(kept) < len(self.tracks)
         self.tracks = kept
@@ -134,7 +120,7 @@ class FaceTracker:
             frames = self.det.frames_of(boxes)
             covered = np.zeros(len(boxes), dtype=bool)
             for track in self.tracks:
-                overlaps = [_iou(track.frame, f) for f in frames]
+                overlaps = [frame_iou(track.frame, f) for f in frames]
                 track.fit = max(overlaps)
                 if track.fit > 0.3:
                     covered[int(np.argmax(overlaps))] = True
@@ -160,14 +146,12 @@ class FaceTracker:
             scale = min(1.0, 160 / side)  # the region at about 160 px is plenty for a detector
             size = max(32, int(round(side * scale)))
             region = np.array([track.frame[0], track.frame[1], side], dtype=np.float32)
-            crop, affine = crop_box(rgb, region, size)
+            crop, affine = crop_frame(rgb, region, size)
             boxes = self.det.detector.detect(crop)
             track.fit = 0.0
             if len(boxes):
-                found = self.det.frames_of(boxes)
-                found[:, :2] = apply_affine(cv2.invertAffineTransform(affine), found[:, :2])
-                found[:, 2] /= affine[0, 0]
-                track.fit = max(_iou(track.frame, f) for f in found)
+                found = map_frames(self.det.frames_of(boxes), invert(affine))
+                track.fit = max(frame_iou(track.frame, f) for f in found)
             track.unverified = 0 if track.fit > 0.3 else track.unverified + 1
         self._drop_unverified_and_duplicates()
 
@@ -178,7 +162,7 @@ class FaceTracker:
         for track in sorted(self.tracks, key=lambda t: (t.unverified, -round(t.fit, 1), t.id)):
             if track.unverified >= self.patience:
                 continue
-            if any(_iou(track.frame, k.frame) > 0.4 for k in kept):
+            if any(frame_iou(track.frame, k.frame) > 0.4 for k in kept):
                 continue  # two tracks on one face
             kept.append(track)
         self.tracks = kept
