@@ -9,7 +9,7 @@ the project root:
 
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/data_pipeline.py
 
-Prints a markdown table for README.
+Prints a markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ optimizer step on random batches of 32, all cores; bench/train_speed.py), and ms
 the network in onnxruntime on 1 thread at batch 1. Finished rows are kept in
 <out>/<head>/row.json and not trained again, so an interrupted table resumes; --remeasure
 times finished rows again (run it with nothing else on the machine). Prints markdown for
-README.
+docs/results.md.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from common import hardware
 from predict_speed import best_of
 from train_speed import samples_per_second
 
-from fkp.deploy import onnx_runtime_model
 from fkp.runtime.predictor import FaceKeypointDetector
+from fkp.training.export import onnx_runtime_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from the project root:
 
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/loader_memory.py
 
-Prints a markdown table for README.
+Prints a markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations

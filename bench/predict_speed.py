@@ -6,7 +6,7 @@ Model latency: the network alone on a preprocessed face, batch 1 on 1 CPU thread
 face in a batch of 16, in PyTorch eager mode and in onnxruntime. End to end: decode excluded,
 Haar detection + framing + keypoints with predict.py's refinement passes + drawing, in
 onnxruntime as predict.py runs by default, on 1 thread. Prints
-markdown for README.
+markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from omegaconf import OmegaConf
 
 from fkp import CONF_DIR
 from fkp.data.io import decode_image
-from fkp.deploy import export, onnx_runtime_model
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.predictor import FaceKeypointDetector
+from fkp.training.export import export, onnx_runtime_model
 from fkp.viz import draw_keypoints
 
 

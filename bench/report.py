@@ -1,4 +1,4 @@
-"""Every benchmark in one markdown table for README, each row with its hardware.
+"""Every benchmark in one markdown table for docs/benchmarks.md, each row with its hardware.
 
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/report.py --ckpt <file.ckpt> \\
         [--eval outputs/eval/<run>/metrics.json]
@@ -21,7 +21,7 @@ import predict_speed
 import train_speed
 from common import Row, hardware, print_rows
 
-from fkp.models import RESNETS
+from fkp.models.backbones import RESNETS
 
 
 def main() -> None:

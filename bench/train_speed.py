@@ -6,7 +6,7 @@ so the figures say what the network costs on this machine. Run from the project 
     python bench/train_speed.py [--device cuda] [--batch-size 32] [--seconds 4]
                                 [--models fast_net] [--heads regression simcc]
 
-Prints a markdown table for README.
+Prints a markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 import torch
 from common import Row, hardware, print_rows
 
-from fkp.models import RESNETS
-from fkp.module import KeypointModule
+from fkp.models.backbones import RESNETS
+from fkp.training.module import KeypointModule
 
 
 def samples_per_second(network: str, size: int, batch: int, device: str, seconds: float,

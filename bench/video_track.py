@@ -3,12 +3,13 @@ motion.
 
     python bench/video_track.py --photo <photo.jpg> [--faces 2] [--ckpt <file.ckpt>]
 
-The clip (`fkp.evaluate.moving_clip`): the photo drifting, swaying, zooming and tilting in a
-640x480 frame for 120 frames. Steadiness (`fkp.evaluate.steadiness`): each face's points mapped
-back through the known motion, their mean deviation from their own mean over the inter-ocular
-distance (lower is steadier). Frames per second on 1 thread, decoding excluded. Methods: fkp
-tracking (detector every 10 frames, One Euro smoothing) in PyTorch and onnxruntime, fkp
-detecting on every frame, and dlib's HOG detector + 68-point predictor on every frame.
+The clip (`fkp.evaluation.protocols.moving_clip`): the photo drifting, swaying, zooming and
+tilting in a 640x480 frame for 120 frames. Steadiness (`fkp.evaluation.protocols.steadiness`):
+each face's points mapped back through the known motion, their mean deviation from their own
+mean over the inter-ocular distance (lower is steadier). Frames per second on 1 thread, decoding
+excluded. Methods: fkp tracking (detector every 10 frames, One Euro smoothing) in PyTorch and
+onnxruntime, fkp detecting on every frame, and dlib's HOG detector + 68-point predictor on every
+frame.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import torch
 from common import Row, hardware, print_rows
 
 from fkp.data.io import decode_image
-from fkp.deploy import export
-from fkp.evaluate import moving_clip, steadiness
+from fkp.evaluation.protocols import moving_clip, steadiness
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.predictor import FaceKeypointDetector
 from fkp.runtime.track import FaceTracker
+from fkp.training.export import export
 
 
 def faces_by_position(per_frame: list[list[np.ndarray]], affines: np.ndarray, count: int):
@@ -90,7 +91,7 @@ def measure(photo: str, ckpt: str | None, count: int) -> list[Row]:
     try:
         import dlib
 
-        from fkp.dlib_baseline import model_path
+        from fkp.evaluation.dlib_baseline import model_path
 
         predictor = dlib.shape_predictor(str(model_path()))
         hog = dlib.get_frontal_face_detector()

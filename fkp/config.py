@@ -243,6 +243,12 @@ EVAL_RULES: tuple[Rule, ...] = (
     ("flip_test", _boolean, "true or false", "flip_test=false"),
     ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
     ("dlib", _boolean, "true or false", "dlib=true"),
+    (
+        "people",
+        lambda v: v in ("all", "held_out", "seen"),
+        "all, held_out or seen",
+        "people=held_out",
+    ),  # fmt: skip
     *DETECTOR_RULES,
 )
 PREDICT_RULES: tuple[Rule, ...] = (

@@ -12,9 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-
 from fkp.errors import WRITE_ERRORS, FkpError, write_failure
 
 _PARTIAL = ".partial-"
@@ -145,21 +142,3 @@ def atomic_copy(source: str | Path, target: str | Path) -> Path:
 
 def write_text(path: str | Path, text: str, setting: str | None = None) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()), setting)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made strict and tidy.
-
-    Lightning's own writer swallows a PermissionError (a run then trains on with no
-    checkpoints) and stages the file in the system temp folder, where a kill leaves it. Here
-    the checkpoint is serialised in memory, written beside its target and renamed into place:
-    any write error stops the run, and a killed save leaves only a partial file in the
-    checkpoints folder, removed by the next save.
-    """
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
-    ) -> None:
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write(path, lambda f: f.write(buffer.getbuffer()))

@@ -24,19 +24,17 @@ import torch
 from omegaconf import OmegaConf
 
 from fkp import CONF_DIR
-from fkp.callbacks import BestCheckpoint
-from fkp.checkpoints import read_checkpoint
 from fkp.cli.train import train
 from fkp.data.download import ensure_dataset
 from fkp.data.io import check_images_exist, read_keypoints_csv
 from fkp.errors import FkpError
-from fkp.files import AtomicCheckpointIO
-from fkp.models import load_pretrained
+from fkp.models.backbones import load_pretrained
 from fkp.runtime.predictor import FaceKeypointDetector, pretrained_path
 from fkp.runtime.preprocess import read_preprocessing
+from fkp.training.callbacks import BestCheckpoint
+from fkp.training.checkpoints import AtomicCheckpointIO, read_checkpoint
+from tests import ROOT
 from tests.conftest import QUICK, compose_train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(script: str, *args: str, cwd: Path = ROOT, **popen) -> subprocess.Popen:
@@ -170,7 +168,7 @@ def test_an_older_export_json_still_loads(tmp_path):
 
 
 def test_downloaded_pretrained_weights_are_loaded_weights_only(tmp_path, monkeypatch):
-    from fkp.models import BasicBlock, ResNet
+    from fkp.models.backbones import BasicBlock, ResNet
 
     victim = _victim(tmp_path)
     buffer = io.BytesIO()

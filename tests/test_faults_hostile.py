@@ -17,15 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from fkp.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
 from fkp.cli.train import train
 from fkp.errors import FkpError
 from fkp.runtime.predictor import FaceKeypointDetector
 from fkp.runtime.preprocess import read_preprocessing
+from fkp.training.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
 from tests.conftest import QUICK, compose_train
 from tests.test_faults import _mounted, _one_line_error, _run
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _resumable_run(tiny_checkpoint: Path, run: Path) -> Path:
@@ -470,7 +468,7 @@ def test_an_image_deleted_mid_training_is_one_line_from_loader_workers(tiny_data
 
 
 def test_the_converter_writes_only_inside_its_output_folder(tmp_path, capsys):
-    from fkp.data.__main__ import main
+    from fkp.cli.data import main
     from fkp.data.io import write_keypoints_csv
 
     points = np.tile(np.arange(136, dtype=np.float32).reshape(1, 68, 2), (1, 1, 1))

@@ -13,11 +13,10 @@ from fkp import FaceKeypointDetector
 from fkp.cli.train import train
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.errors import FkpError
-from fkp.module import KeypointModule
+from fkp.training.module import KeypointModule
+from tests import ROOT
 from tests.conftest import QUICK, compose_train
 from tests.synthetic import write_dataset
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -1,10 +1,9 @@
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
 from tests.conftest import SYNTHETIC
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ COMMANDS = {
     "demo": ("fkp.cli.demo", "a web page for trying a model (needs the demo extra)"),
     "calibrate": ("fkp.cli.calibrate", "fit a face detector's box to the training framing"),
     "report": ("fkp.cli.report", "one table and plot of many runs"),
-    "data": ("fkp.data.__main__", "look at the data (show) or convert 300W / WFLW (convert)"),
+    "data": ("fkp.cli.data", "look at the data (show) or convert 300W / WFLW (convert)"),
 }
 ARGPARSE_COMMANDS = ("report", "data")  # the others are Hydra apps
 

@@ -3,7 +3,7 @@
 Writes metrics.json, ced.png (cumulative error distribution) and worst.png (the worst faces,
 prediction in magenta over truth in green) into outputs/eval/<date>_<time>/, and prints a
 table. With dlib=true, dlib's 68-point predictor runs on the same faces in the same process.
-With suite=robustness: NME per perturbation (fkp.robustness) instead, robustness.json and
+With suite=robustness: NME per perturbation (fkp.evaluation.robustness) instead, robustness.json and
 robustness.png (one face under each condition).
 """
 
@@ -28,7 +28,7 @@ from fkp.data.io import (
     read_keypoints_csv,
 )
 from fkp.errors import FkpError, reported_as_one_line
-from fkp.evaluate import (
+from fkp.evaluation.protocols import (
     Result,
     framed_grid,
     match_face,
@@ -37,10 +37,10 @@ from fkp.evaluate import (
     timed,
     worst_grid,
 )
+from fkp.evaluation.robustness import CONDITIONS, FRAMED_AFRESH, perturb
 from fkp.files import ensure_writable, write_text
 from fkp.geometry import interocular, mirror_points
 from fkp.landmarks import landmark_set
-from fkp.robustness import CONDITIONS, FRAMED_AFRESH, perturb
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import save_image
 
@@ -60,6 +60,8 @@ def load_faces(
     the landmark set the model was trained with."""
     num_points = landmark_set(data_config.get("landmarks")).num_points
     if cfg.csv:
+        if cfg.get("people", "all") != "all":
+            raise FkpError("people= picks test faces by person; drop it, or use split=test.")
         table = read_keypoints_csv(cfg.csv, num_points)
         folder = Path(cfg.images) if cfg.images else Path(cfg.csv).parent
     else:
@@ -79,6 +81,8 @@ def load_faces(
         table, folder = split.read_split("test" if use_test else "train")
         if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
             table = table.subset(np.flatnonzero(split.val_rows(table.names)))
+        if cfg.get("people", "all") != "all":
+            table = test_faces_of(table, split, cfg, split_settings)
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))
     check_extent(table)
@@ -87,6 +91,23 @@ def load_faces(
     sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
     check_points_in_images(table, sizes)
     return table.names, table.keypoints, images
+
+
+def test_faces_of(table, split: FaceKeypointsDataModule, cfg: DictConfig, settings: dict):
+    """The test faces of the people a person-split model never trained on (its validation
+    people: people=held_out), or of the people it trained on (people=seen). Every test person
+    of YouTube Faces also appears in its training CSV, so whole-split figures flatter a model."""
+    if cfg.split != "test" or settings["val_split"] != "person":
+        raise FkpError(
+            f"people={cfg.people} needs split=test and a model trained with a person split "
+            "(data.val_split=person), whose validation people it never trained on; use people=all."
+        )
+    training, _ = split.read_split("train")
+    held = {split.person(n) for n in np.asarray(training.names)[split.val_rows(training.names)]}
+    keep = [(split.person(n) in held) == (cfg.people == "held_out") for n in table.names]
+    if not any(keep):
+        raise FkpError(f"people={cfg.people}: no test face qualifies; use people=all.")
+    return table.subset(np.flatnonzero(keep))
 
 
 def stored_split(data_config: dict, needed: bool) -> dict:
@@ -167,12 +188,12 @@ def run_fkp(det: FaceKeypointDetector, images, truth, protocol: str, frame_point
 
 
 def robustness(det: FaceKeypointDetector, images, truth, dlib: bool, out: Path) -> dict:
-    """NME per condition of fkp.robustness (gt protocol, framed from the clean points), with
-    dlib beside it, and mirror consistency: how far the prediction on the mirrored image,
-    mapped back, lies from the prediction on the original (NME units)."""
+    """NME per condition of fkp.evaluation.robustness (gt protocol, framed from the clean points),
+    with dlib beside it, and mirror consistency: how far the prediction on the mirrored
+    image, mapped back, lies from the prediction on the original (NME units)."""
     methods: dict[str, dict] = {"fkp": {}}
     if dlib:
-        from fkp.dlib_baseline import run_dlib
+        from fkp.evaluation.dlib_baseline import run_dlib
 
         methods["dlib"] = {}
     examples = []
@@ -231,7 +252,7 @@ def evaluate(cfg: DictConfig) -> dict:
         detector=build(cfg.detector),
         flip_test=cfg.flip_test,
         refine=cfg.refine,
-        runtime="torch",  # timings per face compare with README's PyTorch column
+        runtime="torch",  # timings per face compare with the PyTorch column of docs/results.md
     )
     if cfg.dlib and det.transform.landmarks.num_points != 68:  # dlib's model: iBUG 68 only
         raise FkpError(
@@ -251,7 +272,7 @@ def evaluate(cfg: DictConfig) -> dict:
         return summary
     results = [run_fkp(det, images, truth, p) for p in cfg.protocols]
     if cfg.dlib:
-        from fkp.dlib_baseline import run_dlib
+        from fkp.evaluation.dlib_baseline import run_dlib
 
         results += run_dlib(images, truth, cfg.protocols, det.transform.margin)
     landmarks = det.transform.landmarks

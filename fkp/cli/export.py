@@ -14,10 +14,10 @@ import hydra
 from omegaconf import DictConfig
 
 import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
-from fkp.deploy import export_with_preprocessing, slim_checkpoint
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable
 from fkp.runtime.predictor import FaceKeypointDetector, eval_transform_of, resolve_checkpoint
+from fkp.training.export import export_with_preprocessing, slim_checkpoint
 
 
 def run(cfg: DictConfig) -> Path:

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from fkp.errors import reported_as_one_line
-from fkp.report import load_runs, plot, table
+from fkp.training.report import load_runs, plot, table
 
 
 def main(argv: list[str] | None = None) -> None:

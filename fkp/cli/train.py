@@ -26,12 +26,12 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fkp.callbacks import SaveOnInterrupt, quiet_lightning
-from fkp.checkpoints import check_resume
 from fkp.config import build, validate
 from fkp.errors import FkpError, Interrupted, reported_as_one_line
-from fkp.files import AtomicCheckpointIO, ensure_writable, run_lock, write_text
-from fkp.trackers import close_trackers, log_config, log_files
+from fkp.files import ensure_writable, run_lock, write_text
+from fkp.training.callbacks import SaveOnInterrupt, quiet_lightning
+from fkp.training.checkpoints import AtomicCheckpointIO, check_resume
+from fkp.training.trackers import close_trackers, log_config, log_files
 
 log = logging.getLogger("fkp.train")
 quiet_lightning()
@@ -136,7 +136,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Everything a run can be refused for is checked before the first step: every setting
     (`fkp.config.validate`), the run folder being writable, every data file (training, and
-    test when test=true), and a resume checkpoint (`fkp.checkpoints.check_resume`).
+    test when test=true), and a resume checkpoint (`fkp.training.checkpoints.check_resume`).
     """
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)

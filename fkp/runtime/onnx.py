@@ -11,7 +11,7 @@ from fkp.errors import FkpError
 
 class OnnxModel:
     """images (B, C, S, S) float32 -> keypoints (B, K, 2) float32 in [-1, 1], as the network
-    was exported (export.py, or `fkp.deploy.onnx_runtime_model` in memory)."""
+    was exported (export.py, or `fkp.training.export.onnx_runtime_model` in memory)."""
 
     def __init__(self, path: str | Path | bytes, threads: int | None = None) -> None:
         try:

@@ -129,7 +129,7 @@ class FaceKeypointDetector:
         refine: int = 0,
     ) -> None:
         """model: images (B, C, S, S) float32 -> keypoints (B, K, 2) in [-1, 1], NumPy in and
-        out: an `OnnxModel`, or a KeypointModule behind `fkp.deploy.TorchNetwork`."""
+        out: an `OnnxModel`, or a KeypointModule behind `fkp.training.export.TorchNetwork`."""
         self.model = model
         self.transform = transform
         self.detector = detector if detector is not None else HaarFaceDetector()
@@ -151,8 +151,8 @@ class FaceKeypointDetector:
         on the CPU, torch on a GPU). Every setting left as None takes predict.py's default
         (`usage_defaults`: the Haar detector, 2 refinement passes, no flip test, auto, CPU).
         Needs PyTorch and Lightning (a checkpoint is theirs)."""
-        from fkp.deploy import TorchNetwork, onnx_runtime_model
-        from fkp.module import KeypointModule
+        from fkp.training.export import TorchNetwork, onnx_runtime_model
+        from fkp.training.module import KeypointModule
 
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device

@@ -1,0 +1,235 @@
+"""The LightningModule: a keypoint network, its loss in the normalised frame, metrics in pixels."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from fkp.errors import FkpError
+from fkp.evaluation.metrics import KeypointMetrics
+from fkp.geometry import to_image
+from fkp.landmarks import landmark_set
+from fkp.models.backbones import build_network, upgrade_state_dict
+from fkp.training.checkpoints import accepted_callback_states, load_weights, read_checkpoint
+
+log = logging.getLogger("fkp.train")
+
+# The hyperparameters a checkpoint may set (the network and its input; the rest is training).
+_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "landmarks",
+             "monitor", "data_config")  # fmt: skip
+
+
+# A network is built from its settings before its weights are read, so a crafted checkpoint
+# could ask for one too large to build: every number in them is bounded.
+MAX_NETWORK_SETTING = 4096
+
+
+def _check_settings(settings: dict[str, Any], path: str | Path) -> None:
+    size = settings.get("image_size")
+    if type(size) is not int or not 16 <= size <= 1024:
+        raise FkpError(f"{path}: its image_size={str(size)[:40]} is out of range (16-1024).")
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(child, f"{where}.{key}")
+        elif isinstance(value, list | tuple):
+            for i, child in enumerate(value):
+                walk(child, f"{where}[{i}]")
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and not (math.isfinite(value) and abs(value) <= MAX_NETWORK_SETTING)
+        ):
+            raise FkpError(
+                f"{path}: its {where}={value} is out of range (at most "
+                f"{MAX_NETWORK_SETTING}); use a checkpoint written by fkp."
+            )
+
+    for key in ("network_kwargs", "head"):
+        walk(settings.get(key), key)
+
+
+class KeypointModule(pl.LightningModule):
+    """Finds (K, 2) keypoints in [-1, 1] of the input image, K from the landmark set.
+
+    The network is built from plain hyperparameters (backbone name, grayscale or RGB input,
+    input size, network_kwargs, head: {"name": ..., settings}, landmarks: the landmark set's
+    plain data, `fkp.landmarks`; none: the 68-point iBUG set), all saved in checkpoints, so
+    `KeypointModule.restore(path)` alone brings a trained model back. optimizer and scheduler
+    are partials (Hydra `_partial_: true`) taking the parameters / optimizer; they and the
+    loss are not saved as hyperparameters.
+
+    data_config: the data settings the model was trained with (framing, normalisation, eval
+    transforms), kept in the checkpoint so prediction preprocesses faces the same way.
+    loss: the coordinate loss, used by the heads that compare coordinates (regression,
+    integral); the others train with their own (`fkp.models.heads`).
+    """
+
+    def __init__(
+        self,
+        network: str = "custom_cnn",
+        grayscale: bool = True,
+        image_size: int = 224,
+        network_kwargs: dict[str, Any] | None = None,
+        head: dict[str, Any] | None = None,
+        landmarks: dict[str, Any] | None = None,
+        pretrained: bool = False,
+        weights: str | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        monitor: str = "val/loss",
+        loss: nn.Module | None = None,
+        data_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
+        self.landmarks = landmark_set(landmarks, "model.landmarks")
+        self.net = build_network(
+            network,
+            1 if grayscale else 3,
+            image_size,
+            pretrained,
+            weights,
+            head=dict(head) if head else None,
+            num_points=self.landmarks.num_points,
+            **(network_kwargs or {}),
+        )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss = loss if loss is not None else nn.MSELoss()
+        self.val_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
+        # Lightning's model summary counts FLOPs and shapes from this (0 without it)
+        self.example_input_array = torch.zeros(1, 1 if grayscale else 3, image_size, image_size)
+        self.test_metrics = KeypointMetrics(nme_points=self.landmarks.nme_points)
+
+    @classmethod
+    def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
+        """Load a trained model for evaluation or prediction (no pretrained download).
+
+        The file is read as data (`fkp.training.checkpoints.read_checkpoint`): its settings choose a
+        network from fkp's registry and nothing else.
+        """
+        checkpoint = read_checkpoint(path)
+        settings = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
+                    if k in _SETTINGS}  # fmt: skip
+        settings.update(pretrained=False, weights=None)
+        _check_settings(settings, path)
+        if settings.get("landmarks") is not None:  # a stored name may only be a shipped set
+            marks = landmark_set(settings["landmarks"], f"{path} landmarks", files=False)
+            settings["landmarks"] = marks.to_dict()
+        try:
+            model = cls(**settings)
+        except TypeError as e:
+            raise FkpError(
+                f"{path}: unusable model settings ({e}); use another checkpoint."
+            ) from None
+        load_weights(model, upgrade_state_dict(checkpoint["state_dict"]), path)
+        return model.to(map_location).eval()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What a resume must match: checked by fkp.training.checkpoints.check_resume before fitting.
+        trainer = self._trainer
+        if trainer is None:
+            return
+        schedulers = trainer.lr_scheduler_configs
+        checkpoint["fkp"] = {
+            "optimizer": type(trainer.optimizers[0]).__name__ if trainer.optimizers else None,
+            "scheduler": (  # None: no scheduler configured (a constant rate)
+                type(schedulers[0].scheduler).__name__
+                if schedulers and self.scheduler_factory is not None
+                else None
+            ),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before Lightning hands the callbacks their state: what they may act on is
+        # limited here (fkp.training.checkpoints.accepted_callback_states).
+        trainer = self._trainer
+        source = trainer.ckpt_path if trainer is not None else None
+        if not source:
+            checkpoint["callbacks"] = {}
+            return
+        dropped = accepted_callback_states(checkpoint, source)
+        if dropped:
+            log.warning(
+                "%s: ignored what its records name outside its own folder (%s); training "
+                "goes on from its weights and state.",
+                source,
+                "; ".join(dropped[:3])
+                + (f"; and {len(dropped) - 3} more" if len(dropped) > 3 else ""),
+            )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, C, S, S) -> keypoints (B, K, 2) in [-1, 1] of the input."""
+        return self.net(images)
+
+    def _step(self, batch: dict, stage: str, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.net.forward_head(self.net.forward_features(batch["image"]))
+        loss = self.net.head.loss(raw, batch["keypoints"], self.loss)
+        predicted = self.net.head.decode(raw)
+        if not torch.isfinite(loss):
+            raise FkpError(
+                f"{stage} loss became {loss.item()} at epoch {self.current_epoch}, batch "
+                f"{batch_idx}; lower optimizer.lr or check the data for bad values."
+            )
+        batch_size = batch["image"].shape[0]
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch_size, sync_dist=stage != "train")  # fmt: skip
+        return loss, predicted
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", batch_idx)[0]
+
+    def _evaluate(self, batch: dict, stage: str, batch_idx: int, metrics: KeypointMetrics):
+        _, predicted = self._step(batch, stage, batch_idx)
+        # heads decode in float32 and to_image maps in float64, whatever the training precision
+        pixels = to_image(predicted.detach(), batch["affine"], self.hparams.image_size)
+        metrics.update(pixels, batch["points"])
+        return predicted
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val", batch_idx, self.val_metrics)
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test", batch_idx, self.test_metrics)
+
+    def _log_metrics(self, stage: str, metrics: KeypointMetrics) -> None:
+        values = metrics.compute()
+        names = {"nme": "nme", "fr_0.10": "fr", "auc_0.10": "auc", "fr_0.08": "fr_0.08",
+                 "auc_0.08": "auc_0.08", "mpe_px": "mpe_px"}  # fmt: skip
+        for key, value in values.items():
+            self.log(f"{stage}/{names[key]}", value, prog_bar=key == "nme")
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise FkpError("model: no optimizer configured; choose one, e.g. optimizer=adam.")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:  # a constant rate, as a scheduler: see "name"
+            scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0, total_iters=0)
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
+        # "name": the rate is logged as "lr" whatever the optimizer, so runs overlay in
+        # TensorBoard (Lightning would name it lr-Adam, lr-AdamW, ...)
+        # a scheduler watching a validation metric steps when validation runs
+        # (trainer.check_val_every_n_epoch), so it never looks for a value not yet logged
+        every = getattr(self._trainer, "check_val_every_n_epoch", None) or 1
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor,
+                             "interval": "epoch", "frequency": every, "name": "lr"},
+        }  # fmt: skip
