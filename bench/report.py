@@ -21,7 +21,7 @@ import predict_speed
 import train_speed
 from common import Row, hardware, print_rows
 
-from fkp.models.backbones import RESNETS
+from fkp.models.backbones import PRETRAINED_URLS
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         (data_pipeline.measure(args.seconds), one_thread),
         (loader_memory.measure_all(), one_thread),
     ]
-    models = ["custom_cnn", "fast_net", *RESNETS]
+    models = ["custom_cnn", "fast_net", *PRETRAINED_URLS]
     rows = train_speed.measure(models, [96, 128, 224], seconds=args.seconds)
     sections.append((rows, hardware()))  # after measure: it sets the thread count
     images = sorted(glob.glob("../shared/data/images/*.jpg"))

@@ -18,7 +18,7 @@ import time
 import torch
 from common import Row, hardware, print_rows
 
-from fkp.models.backbones import RESNETS
+from fkp.models.backbones import PRETRAINED_URLS
 from fkp.training.module import KeypointModule
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128, 224])
-    parser.add_argument("--models", nargs="+", default=["custom_cnn", "fast_net", *RESNETS])
+    parser.add_argument("--models", nargs="+", default=["custom_cnn", "fast_net", *PRETRAINED_URLS])
     parser.add_argument("--heads", nargs="+", default=["regression"])
     args = parser.parse_args()
     rows = measure(args.models, args.sizes, args.batch_size, args.device, args.seconds, args.heads)

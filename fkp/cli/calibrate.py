@@ -19,22 +19,23 @@ from omegaconf import DictConfig
 from fkp import CONF_DIR
 from fkp.config import build
 from fkp.data.datamodule import FaceKeypointsDataModule
-from fkp.data.download import TRAIN_CSV
-from fkp.data.io import load_images, read_keypoints_csv
+from fkp.data.io import load_images
 from fkp.errors import reported_as_one_line
 from fkp.files import write_text
-from fkp.runtime.detect import calibrate
+from fkp.runtime.detect import build_detector, calibrate
 
 
 def training_rows(cfg: DictConfig):
-    """The training CSV less the person-split validation rows train.py would hold out."""
-    data_dir = Path(cfg.data_dir)
-    table = read_keypoints_csv(data_dir / TRAIN_CSV)
-    split = FaceKeypointsDataModule(data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    table = table.subset(np.flatnonzero(~split.val_rows(table.names)))
+    """The data group's training rows less the validation rows train.py would hold out, read
+    in the group's format."""
+    split: FaceKeypointsDataModule = build(cfg.data)
+    split.prepare_data()
+    table, folder = split.read_split("train")
+    if split.val_split != "test":
+        table = table.subset(np.flatnonzero(~split.val_rows(table.names)))
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))
-    return table, load_images(table, data_dir / "training")
+    return table, load_images(table, folder)
 
 
 def write_calibration(path: Path, extent: float, shift: tuple[float, float]) -> None:
@@ -50,7 +51,7 @@ def write_calibration(path: Path, extent: float, shift: tuple[float, float]) -> 
 def run(cfg: DictConfig) -> dict:
     name = HydraConfig.get().runtime.choices["detector"]
     table, images = training_rows(cfg)
-    result = calibrate(build(cfg.detector), images, table.keypoints)
+    result = calibrate(build_detector(cfg.detector), images, table.keypoints)
     print(f"detector={name}: {result['faces']} of {len(table)} training faces matched "
           f"(missed {100 * result['miss_rate']:.1f}%); the points spread over "
           f"{result['extent']} box widths, centred ({result['shift_x']}, {result['shift_y']}) "

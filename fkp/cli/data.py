@@ -12,6 +12,7 @@ import numpy as np
 
 from fkp.config import build, compose_config
 from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
+from fkp.data.formats import DATA_FORMATS
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.geometry import denormalise
 from fkp.viz import make_grid, save_image
@@ -49,15 +50,16 @@ def convert(source: str, out: str, fmt: str, subsets: list[str], points: int | N
     CSV, or with fmt=csv a folder of .pts files named after the images)."""
     from pathlib import Path
 
-    from fkp.data.formats import read_300w, read_wflw, write_pts
-    from fkp.data.io import check_table, read_keypoints_csv, write_keypoints_csv
+    from fkp.data.formats import write_pts
+    from fkp.data.io import read_keypoints_csv, write_keypoints_csv
 
     if fmt != "csv" and Path(out).is_dir():
         raise FkpError(f"{out}: a folder; name the CSV file to write, e.g. {Path(out) / 'x.csv'}.")
-    if fmt == "300w":
-        table = check_table(read_300w(source, subsets or ["."], points or 68))
-    elif fmt == "wflw":
-        table = check_table(read_wflw(source, points or 98))
+    if fmt != "csv":  # a format's reader: subset folders under source, or the file itself
+        read = DATA_FORMATS.get(fmt)
+        where = (Path(source), subsets or ["."]) if subsets or Path(source).is_dir() else (
+            Path(source).parent, Path(source).name)  # fmt: skip
+        table, _ = read(*where, "", points or (98 if fmt == "wflw" else 68))
     else:
         table = read_keypoints_csv(source, points or 68)
         folder = Path(out)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("convert", help="300W / WFLW annotations to an fkp CSV, or a CSV to .pts")
     c.add_argument("source", help="300W root folder, WFLW annotation list, or fkp CSV")
     c.add_argument("out", help="the CSV to write (or, from a CSV, the folder for .pts files)")
-    c.add_argument("--format", choices=["300w", "wflw", "csv"], required=True, help="source's")
+    c.add_argument("--format", choices=list(DATA_FORMATS), required=True,
+                   help="the source's format (csv: an fkp CSV, written as .pts)")  # fmt: skip
     c.add_argument("--subsets", nargs="*", default=[], help="300W subset folders, e.g. afw ibug")
     c.add_argument("--points", type=int, default=None, help="points per face (68; WFLW 98)")
     args = parser.parse_args(argv)

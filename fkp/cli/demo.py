@@ -30,8 +30,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fkp.config import DEMO_RULES, build, validate
+from fkp.config import DEMO_RULES, validate
 from fkp.errors import FkpError, reported_as_one_line
+from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import annotate
 
@@ -75,7 +76,7 @@ class Models:
                 self.loaded.move_to_end(key)
                 return self.loaded[key]
         path = resolve_checkpoint(spec, Path(self.cfg.paths.log_dir), "pretrained")
-        detector = build(self.cfg.detector)
+        detector = build_detector(self.cfg.detector)
         if path.suffix == ".onnx":
             loaded = FaceKeypointDetector.from_onnx(
                 path, detector, flip_test, threads=1, refine=refine

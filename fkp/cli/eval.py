@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from fkp.config import EVAL_RULES, build, validate
+from fkp.config import EVAL_RULES, validate
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.io import (
     check_extent,
@@ -41,6 +41,7 @@ from fkp.evaluation.robustness import CONDITIONS, FRAMED_AFRESH, perturb
 from fkp.files import ensure_writable, write_text
 from fkp.geometry import interocular, mirror_points
 from fkp.landmarks import landmark_set
+from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import save_image
 
@@ -249,7 +250,7 @@ def evaluate(cfg: DictConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     det = FaceKeypointDetector.from_checkpoint(
         ckpt,
-        detector=build(cfg.detector),
+        detector=build_detector(cfg.detector),
         flip_test=cfg.flip_test,
         refine=cfg.refine,
         runtime="torch",  # timings per face compare with the PyTorch column of docs/results.md

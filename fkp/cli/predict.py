@@ -19,11 +19,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fkp.config import PREDICT_RULES, build, validate
+from fkp.config import PREDICT_RULES, validate
 from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
 from fkp.geometry import apply_affine, crop_frame
+from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import Face, FaceKeypointDetector, resolve_checkpoint, resolve_runtime
 from fkp.runtime.track import FaceTracker
 from fkp.viz import annotate, save_image
@@ -206,11 +207,11 @@ def predict(cfg: DictConfig) -> int:
         if runtime != "onnx":
             raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
         det = FaceKeypointDetector.from_onnx(
-            ckpt, build(cfg.detector), cfg.flip_test, refine=cfg.refine
+            ckpt, build_detector(cfg.detector), cfg.flip_test, refine=cfg.refine
         )
     else:
         det = FaceKeypointDetector.from_checkpoint(
-            ckpt, device=cfg.device, detector=build(cfg.detector), flip_test=cfg.flip_test,
+            ckpt, device=cfg.device, detector=build_detector(cfg.detector), flip_test=cfg.flip_test,
             refine=cfg.refine, runtime=runtime,
         )  # fmt: skip
     ensure_writable(out, "hydra.run.dir=<folder>")

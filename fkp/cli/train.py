@@ -139,12 +139,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
     test when test=true), and a resume checkpoint (`fkp.training.checkpoints.check_resume`).
     """
     validate(cfg)
+    check_loss_is_used(cfg)
     run_dir = Path(cfg.paths.output_dir)
     ensure_writable(run_dir / "checkpoints", "hydra.run.dir=<folder>")
     if rank_zero_only.rank != 0:  # the other processes of a multi-process run share it
         return _train(cfg, run_dir)
     with run_lock(run_dir / "checkpoints"):
         return _train(cfg, run_dir)
+
+
+def check_loss_is_used(cfg: DictConfig) -> None:
+    """A `loss=` chosen on the command line for a head that trains with its own loss (simcc,
+    pip) would be ignored: say so in one line instead."""
+    from fkp.models.heads import HEADS
+
+    name = (cfg.model.get("head") or {}).get("name", "regression")
+    head = HEADS.get(name)
+    if head.uses_coord_loss or not HydraConfig.initialized():
+        return
+    chosen = [o for o in HydraConfig.get().overrides.task
+              if o.lstrip("+~").split("=")[0].split(".")[0] == "loss"]  # fmt: skip
+    if chosen:
+        raise FkpError(
+            f"{chosen[0]}: model/head={name} trains with its own loss, not the loss group; "
+            f"drop {chosen[0]}, or use model/head=regression or integral, which use it."
+        )
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:

@@ -17,18 +17,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
-from fkp.data.formats import WFLW_ATTRIBUTES, read_300w, read_wflw
+from fkp.data.formats import DATA_FORMATS
 from fkp.data.io import (
     ImageFiles,
     KeypointTable,
     check_extent,
     check_images_exist,
     check_points_in_images,
-    check_table,
     image_sizes,
     load_images,
     person_of,
-    read_keypoints_csv,
 )
 from fkp.data.transforms import KeypointTransform, build_framing, build_transforms
 from fkp.errors import FkpError
@@ -137,14 +135,13 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         download: bool = True,
         url: str = RELEASE_URL,
         landmarks: LandmarkSet | Mapping | str | None = None,
-        format: Literal["csv", "300w", "wflw"] = "csv",
+        format: str = "csv",
         test_subset: str | None = None,
         person_pattern: str | None = None,
         cache: bool = True,
     ) -> None:
         super().__init__()
-        if format not in ("csv", "300w", "wflw"):
-            raise FkpError(f"data.format={format!r} is unknown; use csv, 300w or wflw.")
+        self.read_format = DATA_FORMATS.get(format)  # a reader (fkp.data.formats)
         self.format = format
         self.test_subset = test_subset
         self.person_pattern = re.compile(person_pattern) if person_pattern else None
@@ -211,21 +208,18 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         """The annotations of "train" or "test" in the configured format, and the folder their
         image names are relative to."""
         source, image_folder = self.files[which]
-        n = self.landmarks.num_points
-        folder = self.data_dir / image_folder
-        if self.format == "300w":  # source: subset folders under data_dir
-            subsets = [source] if isinstance(source, str) else list(source)
-            return check_table(read_300w(self.data_dir, subsets, n)), self.data_dir
-        if self.format == "csv":
-            return read_keypoints_csv(self.data_dir / source, n), folder
-        table = check_table(read_wflw(self.data_dir / source, n))
-        if which == "test" and self.test_subset:
-            if self.test_subset not in WFLW_ATTRIBUTES:
+        table, folder = self.read_format(
+            self.data_dir, source, image_folder, self.landmarks.num_points
+        )
+        if which == "test" and self.test_subset:  # a subset the format's attributes mark
+            attributes = table.attributes or {}
+            if self.test_subset not in attributes:
+                choices = ", ".join(attributes) or f"none in data.format={self.format}"
                 raise FkpError(
-                    f"data.test_subset={self.test_subset} is unknown; use one of "
-                    f"{', '.join(WFLW_ATTRIBUTES)}, or null for the whole test set."
+                    f"data.test_subset={self.test_subset} is unknown; use one of {choices}, "
+                    "or null for the whole test set."
                 )
-            table = table.subset(np.flatnonzero(table.attributes[self.test_subset] == 1))
+            table = table.subset(np.flatnonzero(attributes[self.test_subset] == 1))
         return table, folder
 
     def _dataset(self, which: str, rows: np.ndarray | None, transform: KeypointTransform):

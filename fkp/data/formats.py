@@ -14,16 +14,53 @@ as .pts files. Errors name the file and line and say the fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fkp.data.io import IMAGE_SUFFIXES, MAX_COORDINATE, KeypointTable, coordinates_ok
+from fkp.data.io import (
+    IMAGE_SUFFIXES,
+    MAX_COORDINATE,
+    KeypointTable,
+    check_table,
+    coordinates_ok,
+    read_keypoints_csv,
+)
 from fkp.errors import FkpError
 from fkp.files import write_text
+from fkp.registry import Registry
 
 WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "make_up", "occlusion", "blur")
+
+# data.format -> a reader: (data_dir, source, images, num_points) -> the table and the folder
+# its image names are relative to. source is data.train_csv / test_csv (a file, or for 300W
+# subset folders), images data.train_images / test_images. A new format is a file in fkp/data/
+# with `@DATA_FORMATS.register("name")` on its reader (docs/data.md).
+Reader = Callable[[Path, "str | Sequence[str]", str, int], tuple[KeypointTable, Path]]
+DATA_FORMATS: Registry = Registry("data format", "data.format", "fkp.data")
+
+
+@DATA_FORMATS.register("csv")
+def csv_format(data_dir: Path, source: str | Sequence[str], images: str,
+               num_points: int) -> tuple[KeypointTable, Path]:  # fmt: skip
+    """fkp's CSV layout (the YouTube Faces release): an image name, then x0, y0, ... x67, y67."""
+    return read_keypoints_csv(data_dir / str(source), num_points), data_dir / images
+
+
+@DATA_FORMATS.register("300w")
+def w300_format(data_dir: Path, source: str | Sequence[str], images: str,
+                num_points: int) -> tuple[KeypointTable, Path]:  # fmt: skip
+    """300W: subset folders under data_dir, each image with a .pts beside it."""
+    subsets = [source] if isinstance(source, str) else list(source)
+    return check_table(read_300w(data_dir, subsets, num_points)), data_dir
+
+
+@DATA_FORMATS.register("wflw")
+def wflw_format(data_dir: Path, source: str | Sequence[str], images: str,
+                num_points: int) -> tuple[KeypointTable, Path]:  # fmt: skip
+    """WFLW: one annotation list; images under data_dir/images."""
+    return check_table(read_wflw(data_dir / str(source), num_points)), data_dir / images
 
 
 def read_pts(path: str | Path) -> np.ndarray:

@@ -33,12 +33,21 @@ import torch
 from fkp.errors import FkpError
 from fkp.geometry import apply_affine, frame_affine, normalise, to_3x3, warp
 from fkp.landmarks import LandmarkSet
+from fkp.registry import Registry
 from fkp.runtime.preprocess import Preprocessing, plain_value
 
 # All points always survive, inside the image or not.
 KEYPOINTS = A.KeypointParams(format="xy", remove_invisible=False)
 
+# Transforms a config, checkpoint or export file may name: the albumentations transforms (any
+# `A.BasicTransform` subclass but Lambda, which exists to call arbitrary functions) and fkp's
+# own, registered here by the name configs give as `_target_` (a new one: a file in fkp/data/
+# with `@TRANSFORMS.register("fkp.data.<file>.<Name>")`, docs/data.md). Nothing else can be
+# built from a file, so a crafted checkpoint cannot choose what gets called.
+TRANSFORMS: Registry = Registry("transform", "transform", "fkp.data")
 
+
+@TRANSFORMS.register("fkp.data.transforms.RandomSimilarity")
 class RandomSimilarity(A.DualTransform):
     """Rotate, scale and shift about the image centre, in one warp, moving keypoints alike.
 
@@ -102,6 +111,7 @@ class RandomSimilarity(A.DualTransform):
         return self.get_params_dependent_on_data({"shape": (size, size)}, {})["matrix"]
 
 
+@TRANSFORMS.register("fkp.data.transforms.FramingJitter")
 class FramingJitter(RandomSimilarity):
     """Shift and scale the framing as face detectors and refinement passes really do.
 
@@ -146,19 +156,12 @@ class FramingJitter(RandomSimilarity):
         return ("shift_std", "log_scale_std", "limit", "fill")
 
 
-# Transforms a config, checkpoint or export file may name: the albumentations transforms (any
-# `A.BasicTransform` subclass but Lambda, which exists to call arbitrary functions) and fkp's own.
-# Nothing else can be built from a file, so a crafted checkpoint cannot choose what gets called.
-FKP_TRANSFORMS: dict[str, type[A.BasicTransform]] = {
-    "fkp.data.transforms.RandomSimilarity": RandomSimilarity,
-    "fkp.data.transforms.FramingJitter": FramingJitter,
-}
 _NOT_FROM_FILES = {"Lambda"}
 
 
 def _transform_class(target: object, where: str) -> type:
-    if isinstance(target, str) and target in FKP_TRANSFORMS:
-        return FKP_TRANSFORMS[target]
+    if isinstance(target, str) and target in TRANSFORMS:
+        return TRANSFORMS.get(target)
     if isinstance(target, str) and target.startswith("albumentations."):
         name = target.rsplit(".", 1)[1]
         cls = getattr(A, name, None)
@@ -170,7 +173,7 @@ def _transform_class(target: object, where: str) -> type:
             return cls
     raise FkpError(
         f"{where}: {target!r} is not an allowed transform; use an albumentations transform "
-        f"(albumentations.<Name>) or one of {', '.join(FKP_TRANSFORMS)}."
+        f"(albumentations.<Name>) or one of {', '.join(TRANSFORMS)}."
     )
 
 

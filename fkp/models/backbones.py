@@ -3,7 +3,8 @@ plain hyperparameters.
 
 Each backbone is a `KeypointNet`: it computes a feature map (`forward_features`, as in timm)
 and carries its head (`fkp.models.heads`) as `self.head`, so any backbone combines with any head.
-Backbones are found by name in `BACKBONES` (add one with `@register_backbone`).
+Backbones are found by name in `BACKBONES`: a new one is a file in fkp/models/ with
+`@BACKBONES.register("name")` on its class, and fkp/conf/model/<name>.yaml (docs/models.md).
 `build_network(name, in_channels, image_size, head=..., **kwargs)` is what the LightningModule
 calls, so a checkpoint's hyperparameters alone rebuild its network. The ResNets are plain
 PyTorch with torchvision's parameter names and shapes, so torchvision's published ImageNet
@@ -12,7 +13,7 @@ weights load into them without torchvision installed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,10 @@ from torch import nn
 from fkp.errors import FkpError
 from fkp.landmarks import landmark_set
 from fkp.models.heads import build_head
+from fkp.registry import Registry
 
-BACKBONES: dict[str, Callable[..., KeypointNet]] = {}
-
-
-def register_backbone(name: str) -> Callable:
-    def add(factory: Callable) -> Callable:
-        BACKBONES[name] = factory
-        return factory
-
-    return add
+# name -> a KeypointNet class or factory taking (in_channels, image_size, **settings)
+BACKBONES: Registry = Registry("backbone", "model.network", "fkp.models")
 
 
 class KeypointNet(nn.Module):
@@ -59,7 +54,7 @@ class KeypointNet(nn.Module):
         return self.head.decode(self.forward_head(self.forward_features(x)))
 
 
-@register_backbone("custom_cnn")
+@BACKBONES.register("custom_cnn")
 class CustomCNN(KeypointNet):
     """The original write-up's network.
 
@@ -186,7 +181,7 @@ class ResNet(KeypointNet):
         return {"pool": True}
 
 
-@register_backbone("fast_net")
+@BACKBONES.register("fast_net")
 class FastNet(KeypointNet):
     """A small residual network for CPU speed: every convolution after the stem runs at half the
     input side or less.
@@ -246,15 +241,21 @@ class FastNet(KeypointNet):
         return {"hidden": (self.hidden,), "input_dropout": self.dropout}
 
 
-RESNETS = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-}
-for _name, (_block, _layers) in RESNETS.items():
-    BACKBONES[_name] = lambda in_channels, image_size, _b=_block, _l=_layers: ResNet(
-        _b, _l, in_channels
-    )
+@BACKBONES.register("resnet18")
+def resnet18(in_channels: int, image_size: int) -> ResNet:
+    return ResNet(BasicBlock, (2, 2, 2, 2), in_channels)
+
+
+@BACKBONES.register("resnet34")
+def resnet34(in_channels: int, image_size: int) -> ResNet:
+    return ResNet(BasicBlock, (3, 4, 6, 3), in_channels)
+
+
+@BACKBONES.register("resnet50")
+def resnet50(in_channels: int, image_size: int) -> ResNet:
+    return ResNet(Bottleneck, (3, 4, 6, 3), in_channels)
+
+
 # torchvision's published ImageNet weights (IMAGENET1K_V1).
 PRETRAINED_URLS = {
     "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
@@ -315,17 +316,10 @@ def build_network(
 ) -> KeypointNet:
     """The backbone called `name` (see `BACKBONES`) with the head `head` ({"name": ..., and
     that head's settings}; default the backbone's regression head)."""
-    if name not in BACKBONES:
-        raise FkpError(f"model: unknown network {name!r}; use {', '.join(BACKBONES)}.")
     num_points = landmark_set(None).num_points if num_points is None else num_points
-    try:
-        net = BACKBONES[name](in_channels, image_size, **kwargs)
-    except TypeError as e:  # a setting this backbone does not take
-        raise FkpError(
-            f"model.network_kwargs: {name} does not take these settings ({e})."
-        ) from None
+    net = BACKBONES.build(name, in_channels, image_size, **kwargs)
     if pretrained or weights:
-        if name not in RESNETS:
+        if name not in PRETRAINED_URLS:
             raise FkpError(f"model.pretrained: no pretrained weights for {name}; use a resnet.")
         load_pretrained(net, name, weights)
     settings = dict(head or {})

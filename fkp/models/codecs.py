@@ -8,11 +8,20 @@ augmented zoom), so the codings that work on a grid cover `extent` times the inp
 edge of that range. Decoding is always done in float32.
 
 Shapes: B faces, K points, (h, w) a heatmap or feature grid, N bins of a 1-D coding.
+
+Codecs are registered by name (`CODECS`) and given to heads: a head class names its codec
+(`codec = "simcc"`), and `fkp.models.heads.build_head` makes one with `for_features(size,
+image_size, **settings)` (the backbone's feature-map size and the input size fix its geometry;
+the settings are the head config's entries that its signature names).
 """
 
 from __future__ import annotations
 
 import torch
+
+from fkp.registry import Registry
+
+CODECS: Registry = Registry("codec", "codec", "fkp.models")
 
 
 def _cell_centres(size: int, extent: float, device: torch.device) -> torch.Tensor:
@@ -21,6 +30,7 @@ def _cell_centres(size: int, extent: float, device: torch.device) -> torch.Tenso
     return extent * ((torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size * 2 - 1)
 
 
+@CODECS.register("heatmap")
 class HeatmapCoding:
     """Integral regression (Sun et al., ECCV 2018; DSNT, Nibali et al. 2018): a heatmap per
     point, turned into a probability map by a softmax; the point is that map's expectation
@@ -33,6 +43,14 @@ class HeatmapCoding:
     def __init__(self, size: tuple[int, int], extent: float = 1.25, sigma: float = 1.0) -> None:
         self.h, self.w = size
         self.extent, self.sigma = extent, sigma
+
+    @classmethod
+    def for_features(
+        cls, size: tuple[int, int], image_size: int, upsample: int = 0, extent: float = 1.25,
+        sigma: float = 1.0,
+    ) -> HeatmapCoding:  # fmt: skip
+        """Maps at the feature map's size, doubled `upsample` times."""
+        return cls((size[0] * 2**upsample, size[1] * 2**upsample), extent, sigma)
 
     def encode(self, keypoints: torch.Tensor) -> torch.Tensor:
         """keypoints (B, K, 2) -> target probability maps (B, K, h, w), each summing to 1."""
@@ -56,6 +74,7 @@ class HeatmapCoding:
         return torch.stack([x, y], dim=-1)
 
 
+@CODECS.register("simcc")
 class SimCCCoding:
     """SimCC (Li et al., ECCV 2022; RTMPose's heads): x and y each classified over N bins, with
     Gaussian-smoothed 1-D targets (sigma in bins).
@@ -69,6 +88,14 @@ class SimCCCoding:
         self, bins: int, extent: float = 1.25, sigma: float = 3.0, window: int = 9
     ) -> None:
         self.bins, self.extent, self.sigma, self.window = bins, extent, sigma, window
+
+    @classmethod
+    def for_features(
+        cls, size: tuple[int, int], image_size: int, split_ratio: float = 2.0,
+        extent: float = 1.25, sigma: float = 3.0, window: int = 9,
+    ) -> SimCCCoding:  # fmt: skip
+        """split_ratio bins per input pixel over `extent` times the input."""
+        return cls(round(image_size * split_ratio * extent), extent, sigma, window)
 
     def encode(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """keypoints (B, K, 2) -> target distributions over x bins and y bins, (B, K, N) each."""
@@ -98,6 +125,7 @@ class SimCCCoding:
         return torch.stack([self.decode_axis(x_logits), self.decode_axis(y_logits)], dim=-1)
 
 
+@CODECS.register("pip")
 class PixelInPixelCoding:
     """Pixel-in-pixel (PIPNet, Jin et al., IJCV 2021): the point's cell on the feature grid,
     classified, plus its offset from that cell's centre, regressed, in cell units.
@@ -108,6 +136,11 @@ class PixelInPixelCoding:
 
     def __init__(self, size: tuple[int, int]) -> None:
         self.h, self.w = size
+
+    @classmethod
+    def for_features(cls, size: tuple[int, int], image_size: int) -> PixelInPixelCoding:
+        """One cell per feature-map cell."""
+        return cls(size)
 
     def encode(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """keypoints (B, K, 2) -> the cell index (B, K) (row-major) and offsets (B, K, 2)."""

@@ -7,11 +7,13 @@ which one they hold (the pattern of mmpose's heads):
 - `loss(raw, target, coord_loss)`: its training loss against target keypoints (B, K, 2);
   `coord_loss` is the configured `loss` group (MSE, smooth L1, Wing), used by the heads that
   compare coordinates.
-Targets are coded by the head's coding (`fkp.models.codecs`).
+Targets are coded by a codec (`fkp.models.codecs`) the head is given: the class names its
+codec's kind (`codec = "simcc"`, or None), `build_head` makes it for the backbone's feature map
+and passes it in. `uses_coord_loss` says whether the configured `loss` means anything to it.
 
 Add a head: a class with those three methods and the constructor
-`(in_channels, size, num_points, image_size, **settings)`, registered with `@register_head`,
-and a YAML file in fkp/conf/model/head/ naming it.
+`(in_channels, size, num_points, codec, **settings)`, in a file in fkp/models/ with
+`@HEADS.register("name")`, and a YAML file in fkp/conf/model/head/ naming it (docs/models.md).
 """
 
 from __future__ import annotations
@@ -23,30 +25,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from fkp.errors import FkpError
-from fkp.models.codecs import HeatmapCoding, PixelInPixelCoding, SimCCCoding
+from fkp.models.codecs import CODECS, HeatmapCoding, PixelInPixelCoding, SimCCCoding
+from fkp.registry import Registry, accepted
 
-HEADS: dict[str, Callable[..., nn.Module]] = {}
+HEADS: Registry = Registry("head", "model.head.name", "fkp.models")
 CoordLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def register_head(name: str) -> Callable:
-    def add(cls: type) -> type:
-        HEADS[name] = cls
-        return cls
-
-    return add
 
 
 def build_head(
     name: str, in_channels: int, size: tuple[int, int], num_points: int, image_size: int, **settings
 ) -> nn.Module:
-    """The head called `name` for a backbone whose feature map is (in_channels, *size)."""
-    if name not in HEADS:
-        raise FkpError(f"model.head.name={name} is unknown; use one of {', '.join(HEADS)}.")
-    try:
-        return HEADS[name](in_channels, size, num_points, image_size, **settings)
-    except TypeError as e:  # a setting this head does not take
-        raise FkpError(f"model.head: {name} does not take these settings ({e}).") from None
+    """The head called `name` for a backbone whose feature map is (in_channels, *size), with
+    its codec made for that map and the input size. Each setting goes to the head's and/or the
+    codec's constructor, whichever names it; one no signature names is one line."""
+    cls = HEADS.get(name)
+    own = accepted(cls, skip=4) or []  # after in_channels, size, num_points, codec
+    codec, coded = None, []
+    if cls.codec is not None:
+        make = CODECS.get(cls.codec).for_features
+        coded = accepted(make, skip=2) or []  # after size, image_size
+        codec = make(size, image_size, **{k: v for k, v in settings.items() if k in coded})
+    unknown = [k for k in settings if k not in own and k not in coded]
+    if unknown:
+        takes = ", ".join(sorted(set(own) | set(coded))) or "no settings"
+        raise FkpError(
+            f"model/head={name}: it takes no setting {', '.join(unknown)}; it takes {takes}."
+        )
+    return cls(in_channels, size, num_points, codec, **{k: v for k, v in settings.items()
+                                                        if k in own})  # fmt: skip
 
 
 def _kl_divergence(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,7 +62,7 @@ def _kl_divergence(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (own - (target * torch.log_softmax(logits.float(), dim=-1)).sum(dim=-1)).mean()
 
 
-@register_head("regression")
+@HEADS.register("regression")
 class RegressionHead(nn.Sequential):
     """Direct coordinate regression: fully connected layers from the flattened feature map
     (or its global average, `pool`) to 2K numbers.
@@ -66,12 +72,15 @@ class RegressionHead(nn.Sequential):
     (`KeypointNet.regression_layout`), which settings given here override.
     """
 
+    codec = None
+    uses_coord_loss = True
+
     def __init__(
         self,
         in_channels: int,
         size: tuple[int, int],
         num_points: int,
-        image_size: int,
+        codec: None = None,
         hidden: Sequence[int] = (),
         dropout: float = 0.0,
         input_dropout: float = 0.0,
@@ -98,23 +107,24 @@ class RegressionHead(nn.Sequential):
         return coord_loss(self.decode(raw), target)
 
 
-@register_head("integral")
+@HEADS.register("integral")
 class IntegralHead(nn.Module):
     """Integral regression: a heatmap per point (after `upsample` 2x deconvolution stages of
     `channels` channels), decoded by soft-argmax and trained on the decoded coordinates with
     the configured coordinate loss; heatmap_weight > 0 adds a DSNT-style divergence from
     Gaussian target maps (sigma in cells)."""
 
+    codec = "heatmap"
+    uses_coord_loss = True
+
     def __init__(
         self,
         in_channels: int,
         size: tuple[int, int],
         num_points: int,
-        image_size: int,
+        codec: HeatmapCoding,
         upsample: int = 0,
         channels: int = 64,
-        extent: float = 1.25,
-        sigma: float = 1.0,
         heatmap_weight: float = 0.0,
     ) -> None:
         super().__init__()
@@ -129,8 +139,7 @@ class IntegralHead(nn.Module):
             prev = channels
         layers.append(nn.Conv2d(prev, num_points, 1))
         self.layers = nn.Sequential(*layers)
-        grid = (size[0] * 2**upsample, size[1] * 2**upsample)
-        self.coding = HeatmapCoding(grid, extent, sigma)
+        self.coding = codec
         self.heatmap_weight = heatmap_weight
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -148,31 +157,30 @@ class IntegralHead(nn.Module):
         return loss
 
 
-@register_head("simcc")
+@HEADS.register("simcc")
 class SimCCHead(nn.Module):
     """SimCC as in RTMPose: a 3x3 convolution to one map per point; each point's map,
     flattened, through a shared hidden layer to logits over x bins and over y bins; trained by
     KL divergence from Gaussian-smoothed 1-D targets (sigma in bins), as RTMPose is."""
+
+    codec = "simcc"
+    uses_coord_loss = False
 
     def __init__(
         self,
         in_channels: int,
         size: tuple[int, int],
         num_points: int,
-        image_size: int,
-        split_ratio: float = 2.0,
+        codec: SimCCCoding,
         hidden: int = 256,
-        extent: float = 1.25,
-        sigma: float = 3.0,
-        window: int = 9,
     ) -> None:
         super().__init__()
-        bins = round(image_size * split_ratio * extent)
+        bins = codec.bins
         self.conv = nn.Conv2d(in_channels, num_points, 3, padding=1)
         self.mlp = nn.Sequential(nn.Linear(size[0] * size[1], hidden), nn.ReLU(inplace=True))
         self.x_bins = nn.Linear(hidden, bins)
         self.y_bins = nn.Linear(hidden, bins)
-        self.coding = SimCCCoding(bins, extent, sigma, window)
+        self.coding = codec
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         per_point = self.mlp(self.conv(features).flatten(2))  # (B, K, hidden)
@@ -186,25 +194,28 @@ class SimCCHead(nn.Module):
         return (_kl_divergence(raw[0], tx) + _kl_divergence(raw[1], ty)) / 2
 
 
-@register_head("pip")
+@HEADS.register("pip")
 class PixelInPixelHead(nn.Module):
     """Pixel-in-pixel (PIPNet without its neighbour regression): per point, 1x1 convolutions
     score every feature cell and regress the offset within it; trained by cross-entropy over
     the cells plus `offset_weight` x L1 on the offsets at the labelled cell."""
+
+    codec = "pip"
+    uses_coord_loss = False
 
     def __init__(
         self,
         in_channels: int,
         size: tuple[int, int],
         num_points: int,
-        image_size: int,
+        codec: PixelInPixelCoding,
         offset_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.num_points = num_points
         self.scores = nn.Conv2d(in_channels, num_points, 1)
         self.offsets = nn.Conv2d(in_channels, 2 * num_points, 1)
-        self.coding = PixelInPixelCoding(size)
+        self.coding = codec
         self.offset_weight = offset_weight
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,14 +1,23 @@
-"""Face detection for prediction, behind a small interface so other detectors can plug in."""
+"""Face detection for prediction, behind a small interface so other detectors can plug in.
+
+Detectors are registered by name (`DETECTORS`): a new one is a file in fkp/runtime/ with
+`@DETECTORS.register("name")` on its class, and fkp/conf/detector/<name>.yaml naming it
+(`name:`) with its settings and box calibration (docs/inference.md).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from fkp.errors import FkpError
 from fkp.geometry import box_centres, points_extent
+from fkp.registry import Registry
+
+DETECTORS: Registry = Registry("detector", "detector", "fkp.runtime")
 
 
 class FaceDetector(Protocol):
@@ -55,6 +64,15 @@ def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return image, scale
 
 
+def build_detector(spec: Mapping[str, Any]) -> FaceDetector:
+    """A detector from its settings as `fkp/conf/detector/<name>.yaml` holds them: `name` and
+    the constructor's settings (lists become tuples)."""
+    settings = {str(k): tuple(v) if isinstance(v, list | tuple) else v
+                for k, v in dict(spec).items()}  # fmt: skip
+    return DETECTORS.build(settings.pop("name", None), **settings)
+
+
+@DETECTORS.register("haar")
 class HaarFaceDetector(CalibratedDetector):
     """OpenCV's Haar frontal-face cascade (the original write-up's detector; OpenCV's
     Apache 2.0 / BSD license, cascade file shipped in the opencv package).
@@ -101,6 +119,7 @@ def _dlib():
     return dlib
 
 
+@DETECTORS.register("hog")
 class HogFaceDetector(CalibratedDetector):
     """dlib's HOG + linear SVM frontal face detector (dlib's Boost Software License; the
     model is compiled into dlib, nothing is downloaded). Needs the `bench` extra.

@@ -23,14 +23,13 @@ import yaml
 
 from fkp.errors import FkpError
 from fkp.geometry import snapped, square_frame, to_image, unmirror_normalised
-from fkp.runtime.detect import FaceDetector, HaarFaceDetector
+from fkp.runtime.detect import FaceDetector, HaarFaceDetector, build_detector
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.preprocess import Preprocessing, read_preprocessing
 
 # The defaults for using a model live in one place, fkp/conf/predict.yaml (and the detector
 # file its defaults list names): predict.py composes them through Hydra, and the Python API
 # reads the same files, so `FaceKeypointDetector.from_pretrained()` does what predict.py does.
-_DETECTORS = {"fkp.runtime.detect.HaarFaceDetector": HaarFaceDetector}  # built from their YAML
 
 
 @functools.cache
@@ -48,11 +47,7 @@ def usage_defaults() -> dict[str, Any]:
 
 def default_detector() -> FaceDetector:
     """The face detector predict.py uses by default, with its calibration."""
-    spec = dict(usage_defaults()["detector"])
-    cls = _DETECTORS[spec.pop("_target_")]
-    if "shift" in spec:
-        spec["shift"] = tuple(spec["shift"])
-    return cls(**spec)
+    return build_detector(usage_defaults()["detector"])
 
 
 def resolve_runtime(runtime: str, device: Any, path: Path | None = None) -> str:

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from fkp.errors import FkpError
-from fkp.models.backbones import RESNETS, CustomCNN, FastNet, ResNet, build_network, load_pretrained
+from fkp.models.backbones import (
+    PRETRAINED_URLS,
+    CustomCNN,
+    FastNet,
+    build_network,
+    load_pretrained,
+    resnet18,
+)
 
 # Facts of torchvision's resnet18/34/50 (IMAGENET1K_V1 layout): parameter count, state_dict
 # size, and a sample of names with their shapes.
@@ -30,7 +37,7 @@ def _torchvision_state(name: str) -> dict[str, torch.Tensor]:
     return {k.replace("head.2.", "fc."): v for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", list(RESNETS))
+@pytest.mark.parametrize("name", list(PRETRAINED_URLS))
 def test_resnet_layout_matches_torchvision(name):
     count, keys, shapes = TORCHVISION[name]
     state = _torchvision_state(name)
@@ -88,7 +95,7 @@ def weights_server(monkeypatch, tmp_path):
     """Serves a torchvision-format resnet18 state dict on 127.0.0.1; torch.hub caches in tmp."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     torch.manual_seed(0)
-    reference = ResNet(*RESNETS["resnet18"], in_channels=3)
+    reference = resnet18(3, 224)
     state = reference.state_dict()
     state.update({"fc.weight": torch.randn(1000, 512), "fc.bias": torch.zeros(1000)})
     buffer = io.BytesIO()
@@ -131,7 +138,7 @@ def test_pretrained_weights_from_a_local_file(weights_server, tmp_path):
 
 def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    model = ResNet(*RESNETS["resnet18"], in_channels=1)
+    model = resnet18(1, 224)
     with pytest.raises(
         FkpError, match=r"could not load pretrained resnet18 .*model.pretrained=false"
     ):
