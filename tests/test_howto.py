@@ -35,7 +35,7 @@ HOWTOS = [("models.md", "Add a backbone"), ("models.md", "Add a head and its cod
           ("data.md", "Add a data format"), ("data.md", "Add a transform"),
           ("inference.md", "Add a face detector")]  # fmt: skip
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1", "test=true"]  # fmt: skip
+        "trainer.limit_test_batches=1", "trainer.log_every_n_steps=1", "test=true"]  # fmt: skip
 
 
 def _section(page: str, title: str) -> str:
