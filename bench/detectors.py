@@ -27,6 +27,7 @@ from fkp.runtime.detect import build_detector
 
 
 def measure(data: Path, names: list[str]) -> list[Row]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read when the detector's library loads
     cv2.setNumThreads(1)
     table = read_keypoints_csv(data / "test_frames_keypoints.csv")
     images = [decode_image(data / "test" / n) for n in table.names]
@@ -61,7 +62,6 @@ def main() -> None:
         "FKP_DATA_DIR", "../shared/data/youtube_faces")))  # fmt: skip
     parser.add_argument("--detectors", nargs="+", default=["yunet", "haar"])
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     print_rows((measure(args.data, args.detectors), f"{cpu_name()}, 1 thread"))
 
 

@@ -3,9 +3,9 @@
     FKP_DATA_DIR=../shared/data/youtube_faces python bench/report.py --ckpt <file.ckpt> \\
         [--eval outputs/eval/<run>/metrics.json]
 
-Runs bench/data_pipeline.py, bench/loader_memory.py, bench/train_speed.py and
-bench/predict_speed.py in turn (about 7 minutes on 2 CPU cores) and adds the NME rows of an
-eval.py run when given.
+Runs bench/data_pipeline.py, bench/loader_memory.py, bench/train_speed.py,
+bench/predict_speed.py and bench/detectors.py in turn (about 8 minutes on 2 CPU cores) and adds
+the NME rows of an eval.py run when given.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 from pathlib import Path
 
 import data_pipeline
+import detectors
 import loader_memory
 import predict_speed
 import train_speed
@@ -40,6 +42,8 @@ def main() -> None:
     sections.append((rows, hardware()))  # after measure: it sets the thread count
     images = sorted(glob.glob("../shared/data/images/*.jpg"))
     sections.append((predict_speed.measure(args.ckpt, images), one_thread))
+    data = Path(os.environ.get("FKP_DATA_DIR", "../shared/data/youtube_faces"))
+    sections.append((detectors.measure(data, ["yunet", "haar"]), one_thread))
     if args.eval:
         metrics = json.loads(Path(args.eval).read_text())
         accuracy = []
