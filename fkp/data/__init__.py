@@ -1,20 +1,26 @@
-"""Data layer: keypoint CSVs and images -> cached, augmented, normalised batches."""
+"""Data layer: keypoint CSVs and images -> cached, augmented, normalised batches.
 
-from fkp.data.datamodule import FaceKeypointsDataModule, KeypointsDataset
-from fkp.data.download import ensure_dataset
-from fkp.data.io import KeypointTable, decode_image, read_keypoints_csv
-from fkp.data.transforms import KeypointTransform
-from fkp.geometry import denormalise, normalise, to_image
+Importing this package loads nothing heavy: the data module (Lightning) and the training
+transforms (albumentations) load when first named, so a command that only reads images or
+CSVs (prediction, evaluation) never pays for them.
+"""
 
-__all__ = [
-    "FaceKeypointsDataModule",
-    "KeypointTable",
-    "KeypointTransform",
-    "KeypointsDataset",
-    "decode_image",
-    "denormalise",
-    "ensure_dataset",
-    "normalise",
-    "read_keypoints_csv",
-    "to_image",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "FaceKeypointsDataModule": "fkp.data.datamodule",
+    "KeypointsDataset": "fkp.data.datamodule",
+    "ensure_dataset": "fkp.data.download",
+    "KeypointTable": "fkp.data.io",
+    "decode_image": "fkp.data.io",
+    "read_keypoints_csv": "fkp.data.io",
+    "KeypointTransform": "fkp.data.transforms",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'fkp.data' has no attribute {name!r}")

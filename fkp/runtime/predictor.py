@@ -144,11 +144,9 @@ class FaceKeypointDetector:
         """runtime: "torch" (PyTorch eager, on `device`), "onnx" (the network exported to
         ONNX in memory and run by onnxruntime on the CPU, faster at batch 1) or "auto" (onnx
         on the CPU, torch on a GPU). Every setting left as None takes predict.py's default
-        (`usage_defaults`: the Haar detector, 2 refinement passes, no flip test, auto, CPU).
-        Needs PyTorch and Lightning (a checkpoint is theirs)."""
-        from fkp.training.export import TorchNetwork, onnx_runtime_model
-        from fkp.training.module import KeypointModule
-
+        (`usage_defaults`: YuNet, 2 refinement passes, no flip test, auto, CPU). Needs PyTorch
+        and Lightning (a checkpoint is theirs), except for a shipped model on onnxruntime,
+        which runs from its exported twin (fkp/weights/<name>.onnx)."""
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device
         flip_test = defaults["flip_test"] if flip_test is None else flip_test
@@ -157,6 +155,12 @@ class FaceKeypointDetector:
         detector = default_detector() if detector is None else detector
 
         path = Path(path)
+        twin = path.with_suffix(".onnx")
+        if runtime == "onnx" and path.resolve().parent == PRETRAINED_DIR and twin.is_file():
+            return cls.from_onnx(twin, detector, flip_test, refine=refine)
+        from fkp.training.export import TorchNetwork, onnx_runtime_model
+        from fkp.training.module import KeypointModule
+
         if not path.is_file():
             raise FkpError(f"{path}: no such checkpoint; pass a .ckpt written by train.py.")
         try:
@@ -190,12 +194,6 @@ class FaceKeypointDetector:
         checkpoint and as ONNX with its preprocessing JSON: on the CPU (runtime "auto" or
         "onnx") it runs from the ONNX file, without PyTorch. Settings left as None are
         predict.py's defaults, as for `from_checkpoint`."""
-        defaults = usage_defaults()
-        device = defaults["device"] if device is None else device
-        runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
-        onnx = PRETRAINED_DIR / f"{name}.onnx"
-        if runtime == "onnx" and onnx.is_file():
-            return cls.from_onnx(onnx, detector, flip_test, refine=refine)
         return cls.from_checkpoint(
             pretrained_path(name), device, detector, flip_test, refine, runtime
         )

@@ -4,9 +4,10 @@ import torch
 
 import fkp.data.io as io
 from fkp.config import build, compose_config
-from fkp.data import FaceKeypointsDataModule, KeypointsDataset, to_image
+from fkp.data import FaceKeypointsDataModule, KeypointsDataset
 from fkp.data.io import person_of
 from fkp.errors import FkpError
+from fkp.geometry import to_image
 
 
 def _datamodule(data_dir, *overrides: str) -> FaceKeypointsDataModule:
