@@ -120,16 +120,18 @@ class FaceKeypointDetector:
         model: Callable[[np.ndarray], np.ndarray],
         transform: Preprocessing,
         detector: FaceDetector | None = None,
-        flip_test: bool = False,
-        refine: int = 0,
+        flip_test: bool | None = None,
+        refine: int | None = None,
     ) -> None:
         """model: images (B, C, S, S) float32 -> keypoints (B, K, 2) in [-1, 1], NumPy in and
-        out: an `OnnxModel`, or a KeypointModule behind `fkp.training.export.TorchNetwork`."""
+        out: an `OnnxModel`, or a KeypointModule behind `fkp.training.export.TorchNetwork`.
+        Settings left as None are predict.py's (`usage_defaults`)."""
+        defaults = usage_defaults()
         self.model = model
         self.transform = transform
         self.detector = detector if detector is not None else default_detector()
-        self.flip_test = flip_test
-        self.refine = refine
+        self.flip_test = defaults["flip_test"] if flip_test is None else flip_test
+        self.refine = defaults["refine"] if refine is None else refine
 
     @classmethod
     def from_checkpoint(
@@ -149,11 +151,7 @@ class FaceKeypointDetector:
         which runs from its exported twin (fkp/weights/<name>.onnx)."""
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device
-        flip_test = defaults["flip_test"] if flip_test is None else flip_test
-        refine = defaults["refine"] if refine is None else refine
         runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
-        detector = default_detector() if detector is None else detector
-
         path = Path(path)
         twin = path.with_suffix(".onnx")
         if runtime == "onnx" and path.resolve().parent == PRETRAINED_DIR and twin.is_file():
@@ -209,10 +207,6 @@ class FaceKeypointDetector:
     ) -> FaceKeypointDetector:
         """An ONNX file from export.py, with its preprocessing JSON beside it (NumPy, OpenCV
         and onnxruntime only); settings left as None are predict.py's."""
-        defaults = usage_defaults()
-        flip_test = defaults["flip_test"] if flip_test is None else flip_test
-        refine = defaults["refine"] if refine is None else refine
-        detector = default_detector() if detector is None else detector
         if not Path(path).is_file():
             raise FkpError(f"{path}: no such ONNX file; export one with export.py format=onnx.")
         model, transform = OnnxModel(path, threads), read_preprocessing(path)
