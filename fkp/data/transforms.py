@@ -278,6 +278,8 @@ class KeypointTransform(Preprocessing):
         super().__init__(image_size, frame_scale, grayscale, mean, std, margin, landmarks,
                          build_transforms(transforms), "transforms")  # fmt: skip
         self.framing = build_framing(framing)
+        if self._pipeline is None:  # native steps too, for frames with random framing draws
+            self._pipeline = compose(self.steps)
 
     @property
     def pipeline(self) -> A.Compose | None:
@@ -321,13 +323,6 @@ class KeypointTransform(Preprocessing):
         self, frame: np.ndarray, frame_affine: np.ndarray, keypoints: np.ndarray | None = None
     ) -> dict[str, torch.Tensor | np.ndarray | bool]:
         """The steps and normalisation on a frame from `frame`; keypoints in original pixels."""
-        if self._pipeline is None and self.native:  # a centre crop of the frame, or none
-            offset = (self.frame_size - self._crop) // 2
-            pixels = frame[offset : offset + self._crop, offset : offset + self._crop]
-            affine = np.array(frame_affine, dtype=np.float64)
-            affine[:, 2] -= offset
-            kp = None if keypoints is None else apply_affine(affine, keypoints)
-            return self._result(self.to_input(pixels), affine, False, kp)
         pixels, affine, mirrored, kp = self.through_steps(
             self._pipeline, frame, frame_affine, keypoints
         )

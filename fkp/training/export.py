@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fkp.errors import FkpError
-from fkp.files import atomic_write, atomic_write_all, write_text
+from fkp.files import atomic_write, atomic_write_all
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.preprocess import (
     OPTIONAL_SETTINGS,
@@ -34,14 +34,6 @@ def preprocessing_record(data_config: dict, network: str) -> dict:
         "network": network,
         "preprocessing": {**settings, "eval_transforms": data_config.get("eval_transforms") or []},
     }
-
-
-def save_preprocessing(
-    data_config: dict, model_path: Path, network: str, setting: str | None = None
-) -> Path:
-    """Write the preprocessing record (`preprocessing_record`) beside the exported model."""
-    text = json.dumps(preprocessing_record(data_config, network), indent=2) + "\n"
-    return write_text(preprocessing_path(model_path), text, setting)
 
 
 def export_with_preprocessing(

@@ -9,7 +9,7 @@ import torch
 
 from fkp import FaceKeypointDetector
 from fkp.data.io import decode_image, read_keypoints_csv
-from fkp.training.export import TorchNetwork, export, save_preprocessing
+from fkp.training.export import TorchNetwork, export_with_preprocessing
 from tests import ROOT
 
 
@@ -70,8 +70,7 @@ def test_exported_model_agrees_with_pytorch_on_real_images(
     tiny_checkpoint, data_dir, tmp_path, fmt
 ):
     det = FaceKeypointDetector.from_checkpoint(tiny_checkpoint, runtime="torch")
-    path = export(det.model.module, det.transform, tmp_path / f"m.{fmt}", fmt)
-    save_preprocessing(det.model.module.hparams.data_config, path, "custom_cnn")
+    path, _ = export_with_preprocessing(det.model.module, det.transform, tmp_path / f"m.{fmt}", fmt)
     table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv")
     images = [decode_image(data_dir / "test" / n) for n in table.names[:6]]
     boxes = det.transform.frame_for(table.keypoints[:6])
