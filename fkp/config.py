@@ -236,6 +236,12 @@ DETECTOR_RULES: tuple[Rule, ...] = (
         "detector.max_side=800",
     ),  # fmt: skip
 )
+PRECISION_RULE: Rule = (
+    "precision",
+    lambda v: v in ("float32", "int8", "float16"),
+    "float32, int8 or float16",
+    "precision=int8",
+)
 EVAL_RULES: tuple[Rule, ...] = (
     ("limit", _optional(_integer(1)), "a whole number >= 1, or null", "limit=200"),
     ("threads", _integer(1), "a whole number >= 1", "threads=1"),
@@ -243,6 +249,7 @@ EVAL_RULES: tuple[Rule, ...] = (
     ("flip_test", _boolean, "true or false", "flip_test=false"),
     ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
     ("dlib", _boolean, "true or false", "dlib=true"),
+    PRECISION_RULE,
     (
         "people",
         lambda v: v in ("all", "held_out", "seen"),

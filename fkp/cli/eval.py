@@ -19,14 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from fkp.config import EVAL_RULES, validate
-from fkp.data.datamodule import FaceKeypointsDataModule
-from fkp.data.io import (
-    check_extent,
-    check_images_exist,
-    check_points_in_images,
-    decode_image,
-    read_keypoints_csv,
-)
+from fkp.data.stored import load_faces
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluation.protocols import (
     Result,
@@ -40,125 +33,15 @@ from fkp.evaluation.protocols import (
 from fkp.evaluation.robustness import CONDITIONS, FRAMED_AFRESH, perturb
 from fkp.files import ensure_writable, write_text
 from fkp.geometry import interocular, mirror_points
-from fkp.landmarks import landmark_set
 from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
+from fkp.training.export import calibration_inputs, onnx_runtime_model
 from fkp.viz import save_image
 
-# The data settings that say which files a checkpoint's splits come from, and how to read them.
-DATA_FILES = ("format", "train_csv", "test_csv", "train_images", "test_images", "test_subset",
-              "person_pattern")  # fmt: skip
 COLUMNS = ["nme", "nme_median", "fr_0.10", "auc_0.10", "fr_0.08", "mpe_px", "miss_rate",
            "ms_per_face", "ms_per_image"]  # fmt: skip
 
 log = logging.getLogger("fkp.eval")
-
-
-def load_faces(
-    cfg: DictConfig, data_config: dict
-) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """Names, labelled keypoints (N, K, 2) and RGB images of the faces to evaluate, K from
-    the landmark set the model was trained with."""
-    num_points = landmark_set(data_config.get("landmarks")).num_points
-    if cfg.csv:
-        if cfg.get("people", "all") != "all":
-            raise FkpError("people= picks test faces by person; drop it, or use split=test.")
-        table = read_keypoints_csv(cfg.csv, num_points)
-        folder = Path(cfg.images) if cfg.images else Path(cfg.csv).parent
-    else:
-        if cfg.split not in ("test", "val", "train"):
-            raise FkpError(f"split={cfg.split} is unknown; use test, val or train.")
-        split_settings = stored_split(data_config, needed=cfg.split != "test")
-        use_test = cfg.split == "test" or (
-            cfg.split == "val" and split_settings["val_split"] == "test"
-        )
-        # the files and format the checkpoint was trained with, under this data_dir
-        files = stored_files(data_config, cfg)
-        if cfg.subset is not None:
-            files["test_subset"] = cfg.subset
-        split = FaceKeypointsDataModule(
-            cfg.data_dir, landmarks=data_config.get("landmarks"), **split_settings, **files
-        )
-        table, folder = split.read_split("test" if use_test else "train")
-        if cfg.split == "val" and not use_test:  # the rows this checkpoint validated on
-            table = table.subset(np.flatnonzero(split.val_rows(table.names)))
-        if cfg.get("people", "all") != "all":
-            table = test_faces_of(table, split, cfg, split_settings)
-    if cfg.limit:
-        table = table.subset(np.arange(min(cfg.limit, len(table))))
-    check_extent(table)
-    check_images_exist(table, folder)
-    images = [decode_image(folder / n) for n in table.names]
-    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
-    check_points_in_images(table, sizes)
-    return table.names, table.keypoints, images
-
-
-def test_faces_of(table, split: FaceKeypointsDataModule, cfg: DictConfig, settings: dict):
-    """The test faces of the people a person-split model never trained on (its validation
-    people: people=held_out), or of the people it trained on (people=seen). Every test person
-    of YouTube Faces also appears in its training CSV, so whole-split figures flatter a model."""
-    if cfg.split != "test" or settings["val_split"] != "person":
-        raise FkpError(
-            f"people={cfg.people} needs split=test and a model trained with a person split "
-            "(data.val_split=person), whose validation people it never trained on; use people=all."
-        )
-    training, _ = split.read_split("train")
-    held = {split.person(n) for n in np.asarray(training.names)[split.val_rows(training.names)]}
-    keep = [(split.person(n) in held) == (cfg.people == "held_out") for n in table.names]
-    if not any(keep):
-        raise FkpError(f"people={cfg.people}: no test face qualifies; use people=all.")
-    return table.subset(np.flatnonzero(keep))
-
-
-def stored_split(data_config: dict, needed: bool) -> dict:
-    """How the checkpoint split its training rows into train and val (val_split, val_fraction,
-    seed), checked as data; a setting it lacks is one line when the split needs it."""
-    kinds = {"val_split": str, "val_fraction": float, "seed": int}
-    defaults = {"val_split": "person", "val_fraction": 0.1, "seed": 42}
-    out = {}
-    for key, kind in kinds.items():
-        value = data_config.get(key)
-        ok = isinstance(value, kind) if kind is not float else isinstance(value, int | float)
-        if ok and not isinstance(value, bool):
-            out[key] = value
-        elif needed:
-            raise FkpError(
-                f"ckpt_path: its data settings lack a usable {key} ({str(value)[:40]}), so its "
-                "validation rows cannot be found; evaluate split=test or csv=<file> instead."
-            )
-        else:
-            out[key] = defaults[key]
-    return out
-
-
-def stored_files(data_config: dict, cfg: DictConfig) -> dict:
-    """The data files a checkpoint was trained with, as names under data_dir: plain relative
-    names only (a stored name may not point elsewhere on disk). A stored person_pattern is a
-    regex fkp does not run unless the user passes the same one (person_pattern=...); only
-    split=val needs it."""
-    files = {k: data_config[k] for k in DATA_FILES if data_config.get(k) is not None}
-    for key in ("train_csv", "test_csv", "train_images", "test_images"):
-        names = files.get(key, [])
-        for name in names if isinstance(names, list) else [names]:
-            if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
-                raise FkpError(
-                    f"ckpt_path: its data setting {key}={str(name)[:80]!r} is not a plain name "
-                    "under data_dir; evaluate csv=<file> images=<folder> instead."
-                )
-    for key, kind in (("format", str), ("test_subset", str)):
-        if key in files and not isinstance(files[key], kind):
-            raise FkpError(f"ckpt_path: its data setting {key} is not readable.")
-    stored = files.pop("person_pattern", None)
-    if stored is not None and cfg.split == "val":  # only the val rows depend on it
-        if stored != cfg.get("person_pattern"):
-            raise FkpError(
-                f"ckpt_path: it was trained with data.person_pattern={str(stored)[:80]!r}; fkp "
-                "does not run a pattern read from a checkpoint: pass the same "
-                "person_pattern=... to eval.py to use it, or evaluate split=test."
-            )
-        files["person_pattern"] = stored
-    return files
 
 
 def _cell(column: str, value: float) -> str:
@@ -261,7 +144,15 @@ def evaluate(cfg: DictConfig) -> dict:
             f"{det.transform.landmarks.num_points} points ({det.transform.landmarks.name}); "
             "set dlib=false."
         )
-    names, truth, images = load_faces(cfg, det.model.module.hparams.data_config)
+    data_config = det.model.module.hparams.data_config
+    if cfg.precision != "float32":  # the network as export.py precision=... writes it
+        calibration = None
+        if cfg.precision == "int8":
+            calibration = calibration_inputs(data_config, det.transform, cfg.data_dir)
+        det.model = onnx_runtime_model(
+            det.model.module, det.transform, cfg.threads, cfg.precision, calibration
+        )
+    names, truth, images = load_faces(cfg, data_config)
     if cfg.suite is not None:
         if cfg.suite != "robustness":
             raise FkpError(f"suite={cfg.suite} is unknown; use suite=robustness or suite=null.")

@@ -212,7 +212,7 @@ def predict(cfg: DictConfig) -> int:
     else:
         det = FaceKeypointDetector.from_checkpoint(
             ckpt, device=cfg.device, detector=build_detector(cfg.detector), flip_test=cfg.flip_test,
-            refine=cfg.refine, runtime=runtime,
+            refine=cfg.refine, runtime=runtime, precision=cfg.precision,
         )  # fmt: skip
     ensure_writable(out, "hydra.run.dir=<folder>")
     stems = output_stems(inputs)

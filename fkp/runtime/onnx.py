@@ -20,6 +20,7 @@ class OnnxModel:
             raise FkpError(
                 "onnxruntime is not installed; pip install onnxruntime, or use runtime=torch."
             ) from None
+        self.name = "in memory" if isinstance(path, bytes) else Path(path).name
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -34,7 +34,7 @@ from fkp.runtime.preprocess import Preprocessing, read_preprocessing
 
 @functools.cache
 def usage_defaults() -> dict[str, Any]:
-    """predict.py's settings (refine, flip_test, runtime, device, video, detector settings)
+    """predict.py's settings (refine, flip_test, runtime, precision, device, video, detector)
     as plain data, read from the packaged fkp/conf/predict.yaml."""
     from fkp import CONF_DIR
 
@@ -59,6 +59,30 @@ def resolve_runtime(runtime: str, device: Any, path: Path | None = None) -> str:
     if runtime not in ("torch", "onnx"):
         raise FkpError(f"runtime={runtime} is unknown; use torch, onnx or auto.")
     return runtime
+
+
+def twin_onnx(path: Path, runtime: str, precision: str) -> Path | None:
+    """The exported twin a shipped checkpoint runs from on onnxruntime: <name>.int8.onnx
+    (precision auto or int8) or <name>.onnx (float32), when it ships; None otherwise.
+
+    A model of one's own runs int8 once exported so (export.py precision=int8): the
+    quantization is calibrated on training rows, which prediction does not have."""
+    if precision not in ("auto", "float32", "int8"):
+        raise FkpError(f"precision={precision} is unknown; use auto, float32 or int8.")
+    shipped = path.resolve().parent == PRETRAINED_DIR
+    if precision == "int8" and (runtime != "onnx" or not shipped):
+        raise FkpError(
+            "precision=int8 runs the shipped model, or an .onnx file exported with "
+            "`python export.py ckpt_path=<file.ckpt> precision=int8` (pass it as ckpt_path), "
+            "on onnxruntime (runtime=auto or onnx); use precision=auto."
+        )
+    if runtime != "onnx" or not shipped:
+        return None
+    int8 = path.with_suffix(".int8.onnx")
+    if precision in ("auto", "int8") and int8.is_file():
+        return int8
+    twin = path.with_suffix(".onnx")
+    return twin if twin.is_file() else None
 
 
 @dataclass
@@ -142,19 +166,23 @@ class FaceKeypointDetector:
         flip_test: bool | None = None,
         refine: int | None = None,
         runtime: str | None = None,
+        precision: str | None = None,
     ) -> FaceKeypointDetector:
         """runtime: "torch" (PyTorch eager, on `device`), "onnx" (the network exported to
         ONNX in memory and run by onnxruntime on the CPU, faster at batch 1) or "auto" (onnx
-        on the CPU, torch on a GPU). Every setting left as None takes predict.py's default
-        (`usage_defaults`: YuNet, 2 refinement passes, no flip test, auto, CPU). Needs PyTorch
-        and Lightning (a checkpoint is theirs), except for a shipped model on onnxruntime,
-        which runs from its exported twin (fkp/weights/<name>.onnx)."""
+        on the CPU, torch on a GPU). precision: "auto" (int8 where an int8 network ships: the
+        shipped model on onnxruntime), "float32" or "int8" (`twin_onnx`). Every setting left
+        as None takes predict.py's default (`usage_defaults`: YuNet, 2 refinement passes, no
+        flip test, auto, CPU, auto). Needs PyTorch and Lightning (a checkpoint is theirs),
+        except for a shipped model on onnxruntime, which runs from its exported twin
+        (fkp/weights/<name>.int8.onnx or <name>.onnx)."""
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device
         runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
+        precision = defaults["precision"] if precision is None else precision
         path = Path(path)
-        twin = path.with_suffix(".onnx")
-        if runtime == "onnx" and path.resolve().parent == PRETRAINED_DIR and twin.is_file():
+        twin = twin_onnx(path, runtime, precision)
+        if twin is not None:
             return cls.from_onnx(twin, detector, flip_test, refine=refine)
         from fkp.training.export import TorchNetwork, onnx_runtime_model
         from fkp.training.module import KeypointModule
@@ -186,14 +214,15 @@ class FaceKeypointDetector:
         flip_test: bool | None = None,
         refine: int | None = None,
         runtime: str | None = None,
+        precision: str | None = None,
     ) -> FaceKeypointDetector:
         """fkp's shipped model, inside the package: no training and no download (the docs'
         "The default model" says how it was trained and what it measures). It ships as a
-        checkpoint and as ONNX with its preprocessing JSON: on the CPU (runtime "auto" or
-        "onnx") it runs from the ONNX file, without PyTorch. Settings left as None are
-        predict.py's defaults, as for `from_checkpoint`."""
+        checkpoint and as ONNX (float32 and int8) with its preprocessing JSON: on the CPU
+        (runtime "auto" or "onnx") it runs from an ONNX file, without PyTorch. Settings left
+        as None are predict.py's defaults, as for `from_checkpoint`."""
         return cls.from_checkpoint(
-            pretrained_path(name), device, detector, flip_test, refine, runtime
+            pretrained_path(name), device, detector, flip_test, refine, runtime, precision
         )
 
     @classmethod
@@ -280,7 +309,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 def pretrained_path(name: str = "fast") -> Path:
     """The shipped checkpoint called `name` (fkp/weights/<name>.ckpt; <name>.onnx and
-    <name>.json beside it are the same network exported, <name>.card.json its measurements)."""
+    <name>.json beside it are the same network exported, <name>.int8.onnx and <name>.int8.json
+    the same quantized, <name>.card.json its measurements)."""
     path = PRETRAINED_DIR / f"{name}.ckpt"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in PRETRAINED_DIR.glob("*.ckpt"))) or "none"

@@ -26,7 +26,7 @@ def test_eval_writes_metrics_ced_and_worst_faces(data_dir, tmp_path):
     assert metrics["faces"] == 12
     gt, detected = metrics["fkp (gt box)"], metrics["fkp (detector box)"]
     # the gt-box figures, computed here independently of fkp.evaluation.protocols
-    det = FaceKeypointDetector.from_pretrained()
+    det = FaceKeypointDetector.from_pretrained(precision="float32")  # eval.py's default
     table = read_keypoints_csv(data_dir / "test_frames_keypoints.csv").subset(np.arange(12))
     nmes = []
     for name, truth in zip(table.names, table.keypoints):
@@ -140,3 +140,41 @@ def test_slim_checkpoint_drops_training_state_and_predicts_the_same(
     assert len(full) == len(again) == 2
     for a, b in zip(full, again):
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.1 if half else 0)
+
+
+def test_int8_and_float16_exports_load_and_agree_with_float32(tiny_checkpoint, tmp_path):
+    """export.py precision=int8 calibrates on the checkpoint's own training rows (here the
+    synthetic set it trained on); both load as ONNX files and find about the same points."""
+    from tests.conftest import SYNTHETIC
+
+    paths = {}
+    for precision in ("float32", "int8", "float16"):
+        paths[precision] = tmp_path / f"m.{precision}.onnx"
+        result = _run("export.py", f"ckpt_path={tiny_checkpoint}", f"precision={precision}",
+                      f"data_dir={SYNTHETIC}", "calibration=16", f"output={paths[precision]}",
+                      f"hydra.run.dir={tmp_path / precision}")  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        record = json.loads(paths[precision].with_suffix(".json").read_text())
+        assert record["precision"] == precision
+        if precision == "int8":
+            assert "calibrating int8 on 16 training faces" in result.stdout
+    import onnx
+
+    graphs = {p: onnx.load(str(path)).graph for p, path in paths.items()}
+    int8_convs = [n for n in graphs["int8"].node if n.op_type == "DequantizeLinear"]
+    assert int8_convs and not any(n.name.startswith("/head/") for n in int8_convs)
+    halves = [t for t in graphs["float16"].initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert len(halves) > len(graphs["float16"].initializer) / 2
+    image = decode_image(SYNTHETIC / "test" / sorted((SYNTHETIC / "test").iterdir())[0].name)
+    models = {p: FaceKeypointDetector.from_onnx(path) for p, path in paths.items()}
+    frame = np.array([[image.shape[1] / 2, image.shape[0] / 2, min(image.shape[:2])]])
+    points = {p: m.keypoints_in(image, frame)[0] for p, m in models.items()}
+    side = frame[0, 2]
+    assert np.abs(points["float16"] - points["float32"]).max() < 0.002 * side
+    assert np.abs(points["int8"] - points["float32"]).mean() < 0.02 * side
+    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "precision=int8", "format=ckpt",
+                  f"hydra.run.dir={tmp_path / 'c'}")  # fmt: skip
+    assert result.returncode == 2 and "precision=int8 is for format=onnx" in result.stderr
+    result = _run("export.py", f"ckpt_path={tiny_checkpoint}", "precision=int4",
+                  f"hydra.run.dir={tmp_path / 'd'}")  # fmt: skip
+    assert result.returncode == 2 and "precision=int4 is unknown" in result.stderr

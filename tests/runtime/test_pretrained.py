@@ -51,8 +51,10 @@ def test_predict_py_uses_the_shipped_model_by_default(photos, tmp_path):
 def test_shipped_model_reaches_its_stated_end_to_end_nme_on_a_fixed_subset(data_dir, tmp_path):
     """As predict.py runs it (its default detector, refinement passes), figures from the card."""
     check = CARD["end_to_end_check"]
+    assert check["command"].endswith(f"precision={check['precision']}")
     result = _run("eval.py", "ckpt_path=pretrained", f"limit={check['faces']}",
-                  "protocols=[detector]", "worst=0", f"hydra.run.dir={tmp_path}")  # fmt: skip
+                  "protocols=[detector]", f"precision={check['precision']}", "worst=0",
+                  f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())["fkp (detector box)"]
     assert metrics["nme"] == pytest.approx(check["nme"], abs=2e-4)
@@ -70,3 +72,22 @@ def test_readme_sample_photo_works_with_no_data(tmp_path):
     points = np.array(faces[0]["keypoints"])
     assert points.shape == (68, 2) and (points.min(0) > [x - w / 4, y]).all()
     assert (points.max(0) < [x + 1.25 * w, y + 1.4 * h]).all()  # the points lie on the face
+
+
+def test_shipped_model_runs_int8_on_a_cpu_unless_asked_otherwise(photos):
+    """precision=auto: the int8 twin (fast.int8.onnx), which its card justifies on validation
+    rows; float32 on request; int8 is refused where no int8 network exists."""
+    assert CARD["int8"]["val_nme_change_points"]["end_to_end"] <= 0.05  # the rule for the default
+    image = decode_image(photos / "obamas.jpg")
+    int8 = FaceKeypointDetector.from_pretrained()
+    float32 = FaceKeypointDetector.from_pretrained(precision="float32")
+    assert int8.model.name == "fast.int8.onnx" and float32.model.name == "fast.onnx"
+    a, b = int8(image), float32(image)
+    assert len(a) == len(b) == 2
+    for x, y in zip(a, b):
+        side = x.frame[2]
+        assert np.abs(x.keypoints - y.keypoints).mean() < 0.01 * side  # about the same points
+    with pytest.raises(FkpError, match="precision=int8 runs the shipped model"):
+        FaceKeypointDetector.from_pretrained(runtime="torch", precision="int8")
+    with pytest.raises(FkpError, match="precision=int4 is unknown"):
+        FaceKeypointDetector.from_pretrained(precision="int4")
