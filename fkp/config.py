@@ -247,7 +247,7 @@ EVAL_RULES: tuple[Rule, ...] = (
     ("threads", _integer(1), "a whole number >= 1", "threads=1"),
     ("worst", _integer(0), "a whole number >= 0", "worst=16"),
     ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
+    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
     ("dlib", _boolean, "true or false", "dlib=true"),
     PRECISION_RULE,
     (
@@ -260,7 +260,7 @@ EVAL_RULES: tuple[Rule, ...] = (
 )
 PREDICT_RULES: tuple[Rule, ...] = (
     ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
+    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
     ("parts", _boolean, "true or false", "parts=true"),
     ("crops", _boolean, "true or false", "crops=true"),
     ("video.smooth", _boolean, "true or false", "video.smooth=true"),
@@ -274,7 +274,7 @@ PREDICT_RULES: tuple[Rule, ...] = (
 DEMO_RULES: tuple[Rule, ...] = (
     ("port", lambda v: _integer(1)(v) and v < 65536, "a port number 1-65535", "port=7860"),
     ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _integer(0), "a whole number of passes >= 0", "refine=2"),
+    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
     *DETECTOR_RULES,
 )
 

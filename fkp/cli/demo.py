@@ -191,7 +191,10 @@ def build_app(cfg: DictConfig):
                 picture = gr.Image(label="or a webcam picture", sources=["webcam"],
                                    type="filepath", elem_id="webcam")  # fmt: skip
                 model = gr.Dropdown(choices, value=initial, label="model", elem_id="model")
-                refine = gr.Slider(0, 4, value=int(cfg.refine), step=1, label="refinement passes")
+                passes = (
+                    cfg.refine if cfg.refine is not None else build_detector(cfg.detector).refine
+                )
+                refine = gr.Slider(0, 4, value=int(passes), step=1, label="refinement passes")
                 flip = gr.Checkbox(value=bool(cfg.flip_test), label="flip test")
                 parts = gr.Checkbox(value=True, label="part outlines")
                 button = gr.Button("Find keypoints", variant="primary", elem_id="run")

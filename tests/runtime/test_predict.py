@@ -16,6 +16,7 @@ from fkp.errors import FkpError
 from fkp.geometry import apply_affine, normalise, square_frame, to_image
 from fkp.runtime.detect import HaarFaceDetector, build_detector
 from fkp.runtime.predictor import eval_transform_of
+from fkp.runtime.preprocess import Preprocessing
 from fkp.runtime.smooth import OneEuroFilter
 from fkp.training.module import KeypointModule
 from tests import ROOT
@@ -44,8 +45,9 @@ def test_the_api_defaults_are_predict_py_defaults(tmp_path):
     assert np.abs(np.array(cli[0]["keypoints"]) - api[0].keypoints).max() < 0.01  # JSON: 2 dp
     settings = OmegaConf.load(CONF_DIR / "predict.yaml")
     shipped = FaceKeypointDetector.from_pretrained()
-    assert (shipped.refine, shipped.flip_test) == (settings.refine, settings.flip_test)
     default = OmegaConf.load(CONF_DIR / "detector" / f"{settings.defaults[2].detector}.yaml")
+    assert settings.refine is None  # the detector's own passes
+    assert (shipped.refine, shipped.flip_test) == (default.refine, settings.flip_test)
     assert shipped.detector.extent == default.extent
     assert not isinstance(shipped.model, torch.nn.Module)  # runtime=auto on a CPU: onnxruntime
 
@@ -67,7 +69,11 @@ def test_yunet_is_the_default_and_haar_stands_in_where_it_cannot_install(monkeyp
     with caplog.at_level(logging.WARNING, logger="fkp.runtime.detect"):
         detector = build_detector(OmegaConf.load(CONF_DIR / "detector" / "yunet.yaml"))
     assert isinstance(detector, HaarFaceDetector)
-    assert detector.extent == OmegaConf.load(CONF_DIR / "detector" / "haar.yaml").extent
+    haar = OmegaConf.load(CONF_DIR / "detector" / "haar.yaml")
+    assert (detector.extent, detector.refine) == (haar.extent, haar.refine)
+    model = FaceKeypointDetector(lambda x: np.zeros((len(x), 68, 2), np.float32),
+                                 Preprocessing(32), detector)  # fmt: skip
+    assert model.refine == haar.refine == 2  # Haar's boxes need refinement passes; YuNet's none
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "Haar cascade finds the faces" in lines[0]
 
@@ -185,3 +191,24 @@ def test_one_euro_filter_removes_jitter_and_follows_motion():
     assert np.std(np.array(still[20:]), axis=0).max() < 1.0  # raw jitter has std 2
     moving = [smoother(np.array([100.0 + 10 * t, 50.0])) for t in range(60)]
     assert abs(moving[-1][0] - 690.0) < 15  # little lag at 300 px/s
+
+
+def test_refinement_stops_per_face_once_its_frame_settles():
+    """Two faces: one framed as its points frame it (settled after the first pass), one framed
+    off by a fifth of its side; only the second is predicted again."""
+    transform = Preprocessing(32, margin=0.25)
+    shape = np.random.default_rng(0).uniform(-0.5, 0.5, size=(68, 2)).astype(np.float32)
+    faces = [(100.0, 100.0, 60.0), (300.0, 120.0, 80.0)]  # where each face really is
+    sent = []  # faces per network call
+    truth = [np.array(f[:2]) + shape * f[2] for f in faces]
+    det = FaceKeypointDetector(lambda x: x, transform, HaarFaceDetector(), refine=3)
+    # a perfect model: each face's true points, whatever its frame
+    det.keypoints_in = lambda image, frames: (
+        sent.append(len(frames)) or np.stack([truth[int(f[0] > 200)] for f in frames])
+    )
+    settled = transform.frame_for(truth[0])
+    off = transform.frame_for(truth[1]) + np.array([16.0, 0.0, 0.0], np.float32)
+    points, frames = det.refined(np.zeros((240, 400, 3), np.uint8), np.stack([settled, off]), 3)
+    assert sent == [2, 1]  # both faces, then the moving one alone; then both have settled
+    assert np.allclose(points, np.stack(truth))
+    assert np.abs(frames[1] - transform.frame_for(truth[1])).max() < 0.2
