@@ -138,9 +138,9 @@ def predict_video(
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer, frames, damaged, previous, partial = None, [], 0, None, None
     tracker = FaceTracker(
-        det, cfg.video.detect_every, smooth=cfg.video.smooth, fps=fps,
+        det, cfg.video.detect_every, cfg.video.verify_every, smooth=cfg.video.smooth, fps=fps,
         min_cutoff=cfg.video.min_cutoff, beta=cfg.video.beta, passes=cfg.video.passes,
-        flip_test=cfg.video.flip_test,
+        flip_test=cfg.video.flip_test, detect_side=cfg.video.detect_side,
     )  # fmt: skip
     try:
         for index, rgb in read_frames(capture):

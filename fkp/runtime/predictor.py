@@ -174,6 +174,7 @@ class FaceKeypointDetector:
         refine: int | None = None,
         runtime: str | None = None,
         precision: str | None = None,
+        threads: int | None = None,
     ) -> FaceKeypointDetector:
         """runtime: "torch" (PyTorch eager, on `device`), "onnx" (the network exported to
         ONNX in memory and run by onnxruntime on the CPU, faster at batch 1) or "auto" (onnx
@@ -182,7 +183,8 @@ class FaceKeypointDetector:
         as None takes predict.py's default (`usage_defaults`: YuNet, 2 refinement passes, no
         flip test, auto, CPU, auto). Needs PyTorch and Lightning (a checkpoint is theirs),
         except for a shipped model on onnxruntime, which runs from its exported twin
-        (fkp/weights/<name>.int8.onnx or <name>.onnx)."""
+        (fkp/weights/<name>.int8.onnx or <name>.onnx). threads: onnxruntime's threads (None:
+        one per core)."""
         defaults = usage_defaults()
         device = defaults["device"] if device is None else device
         runtime = resolve_runtime(defaults["runtime"] if runtime is None else runtime, device)
@@ -190,7 +192,7 @@ class FaceKeypointDetector:
         path = Path(path)
         twin = twin_onnx(path, runtime, precision)
         if twin is not None:
-            return cls.from_onnx(twin, detector, flip_test, refine=refine)
+            return cls.from_onnx(twin, detector, flip_test, threads, refine)
         from fkp.training.export import TorchNetwork, onnx_runtime_model
         from fkp.training.module import KeypointModule
 
@@ -207,7 +209,7 @@ class FaceKeypointDetector:
             ) from None
         transform = eval_transform_of(model, str(path))
         if runtime == "onnx":
-            network = onnx_runtime_model(model, transform)
+            network = onnx_runtime_model(model, transform, threads)
         else:
             network = TorchNetwork(model, device)
         return cls(network, transform, detector, flip_test, refine)
@@ -222,6 +224,7 @@ class FaceKeypointDetector:
         refine: int | None = None,
         runtime: str | None = None,
         precision: str | None = None,
+        threads: int | None = None,
     ) -> FaceKeypointDetector:
         """fkp's shipped model, inside the package: no training and no download (the docs'
         "The default model" says how it was trained and what it measures). It ships as a
@@ -229,7 +232,7 @@ class FaceKeypointDetector:
         (runtime "auto" or "onnx") it runs from an ONNX file, without PyTorch. Settings left
         as None are predict.py's defaults, as for `from_checkpoint`."""
         return cls.from_checkpoint(
-            pretrained_path(name), device, detector, flip_test, refine, runtime, precision
+            pretrained_path(name), device, detector, flip_test, refine, runtime, precision, threads
         )
 
     @classmethod

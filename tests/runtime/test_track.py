@@ -200,3 +200,24 @@ def test_a_missing_camera_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: input=webcam: no camera 0 found; connect one or pass a video file."
     )
+
+
+def test_the_tracker_searches_a_reduced_frame_and_maps_boxes_back(shipped, photos):
+    """video.detect_side: the detector sees the frame at most that large; its boxes come back
+    in the frame's pixels, so the faces found are the full-size detector's."""
+    photo = decode_image(photos / "obamas.jpg")  # 759 x 500
+    seen = []
+
+    class Recording(type(shipped.detector)):
+        def detect(self, image):
+            seen.append(image.shape[:2])
+            return super().detect(image)
+
+    det = FaceKeypointDetector(shipped.model, shipped.transform, Recording())
+    reduced_faces = FaceTracker(det, detect_side=320, smooth=False)(photo)
+    assert seen == [(211, 320)]
+    full_faces = FaceTracker(det, detect_side=0, smooth=False)(photo)
+    assert seen[-1] == photo.shape[:2]
+    assert len(reduced_faces) == len(full_faces) == 2
+    for a, b in zip(reduced_faces, full_faces):  # the same faces, framed within a few pixels
+        assert np.abs(a.keypoints - b.keypoints).mean() < 0.05 * a.frame[2]
