@@ -1,33 +1,39 @@
-"""Inference speed: model latency per face and end-to-end milliseconds per image.
+"""Inference speed beside dlib: the network alone, one keypoint pass per face, and whole photos.
 
-    python bench/predict_speed.py --ckpt <file.ckpt> [--images ../shared/data/images/*.jpg]
+    python bench/predict_speed.py [--ckpt <file.ckpt>] [--images ../shared/data/images/*.jpg]
 
-Model latency: the network alone on a preprocessed face, batch 1 on 1 CPU thread, and per
-face in a batch of 16, in PyTorch eager mode and in onnxruntime. End to end: decode excluded,
-Haar detection + framing + keypoints with predict.py's refinement passes + drawing, in
-onnxruntime as predict.py runs by default, on 1 thread. Prints
-markdown for docs/benchmarks.md.
+Everything on 1 thread (onnxruntime, OpenCV, PyTorch; run with OMP_NUM_THREADS=1 so the
+detector's OpenMP threads do too), each figure the best of several rounds, the methods taking
+turns in one run. Decoding is excluded.
+
+- network alone: float32 in PyTorch eager and onnxruntime, and int8 (what predict.py runs on a
+  CPU), batch 1 and batch 16, per face;
+- one keypoint pass per face, everything around the network included (framing warp,
+  normalisation, decoding back to image pixels), against dlib's 68-point shape predictor on
+  the same faces, as a ratio;
+- photos with predict.py's defaults (detector + keypoints, no drawing) against dlib's HOG
+  detector + shape predictor, as a ratio.
+
+Prints markdown rows for docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import tempfile
+import io
 import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 from common import Row, hardware, print_rows
-from omegaconf import OmegaConf
 
-from fkp import CONF_DIR
 from fkp.data.io import decode_image
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.predictor import FaceKeypointDetector
-from fkp.training.export import export, onnx_runtime_model
-from fkp.viz import draw_keypoints
+from fkp.training.export import export
 
 
 def best_of(fn, repeats: int, rounds: int = 5) -> float:
@@ -42,48 +48,113 @@ def best_of(fn, repeats: int, rounds: int = 5) -> float:
     return min(times)
 
 
-def measure(ckpt: str, images: list[str]) -> list[Row]:
+def dlib_models():
+    """dlib's HOG detector and 68-point predictor, or (None, None) if not installed."""
+    try:
+        import dlib
+
+        from fkp.evaluation.dlib_baseline import model_path
+    except ImportError:
+        return None, None
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path()))
+
+
+def network_rows(det: FaceKeypointDetector, int8: FaceKeypointDetector) -> list[Row]:
+    size, channels = det.transform.image_size, det.transform.channels
+    module = det.model.module
+    net = f"{module.hparams.network} at {size} px"
+    float32 = OnnxModel(export(module, det.transform, io.BytesIO(), "onnx").getvalue(), 1)
+    rows: list[Row] = []
+    for what, model in [("PyTorch eager, float32", module), ("onnxruntime, float32", float32),
+                        ("onnxruntime, int8 (predict.py on a CPU)", int8.model)]:  # fmt: skip
+        for batch in (1, 16):
+            images = np.random.default_rng(0).normal(size=(batch, channels, size, size))
+            images = images.astype(np.float32)
+            if isinstance(model, torch.nn.Module):
+                tensor = torch.from_numpy(images)
+                call = lambda m=model, x=tensor: m(x)  # noqa: E731
+            else:
+                call = lambda m=model, x=images: m(x)  # noqa: E731
+            with torch.inference_mode():
+                ms = 1e3 * best_of(call, 50 if batch == 1 else 5) / batch
+            rows.append((f"network alone: {what}", f"{net}, batch {batch}", ms, "ms/face"))
+    return rows
+
+
+def per_face_rows(int8: FaceKeypointDetector, images: list[np.ndarray], predictor) -> list[Row]:
+    """One pass per face from its detector frame, all of fkp's work around the network
+    included, against dlib's predictor on the box dlib would draw for the same face."""
+    import dlib
+
+    from fkp.runtime.detect import HogFaceDetector
+
+    hog_boxes = HogFaceDetector()  # where dlib's own detector would put each face's box
+    faces = []  # (image, prepared image, frame (3,), dlib rectangle)
+    for image in images:
+        prepared = int8.transform.prepare(image)
+        boxes = int8.detector.detect(image)
+        for frame, extent in zip(int8.frames_of(boxes), int8.detector.face_extent(boxes)):
+            x, y, w, h = (int(round(v)) for v in hog_boxes.boxes_for(extent)[0])
+            faces.append((image, prepared, frame, dlib.rectangle(x, y, x + w, y + h)))
+    fkp_ms = (
+        1e3
+        * best_of(lambda: [int8.keypoints_in(p, f[None]) for _, p, f, _ in faces], 10)
+        / len(faces)
+    )
+    dlib_ms = 1e3 * best_of(lambda: [predictor(im, r) for im, _, _, r in faces], 10) / len(faces)
+    setting = f"{len(faces)} faces of {len(images)} photos, one at a time"
+    return [
+        ("one pass per face: fkp, int8, framing + network + decoding", setting, fkp_ms, "ms/face"),
+        ("one pass per face: dlib 68-point shape predictor", setting, dlib_ms, "ms/face"),
+        ("one pass per face: fkp / dlib (target <= 0.6)", setting, fkp_ms / dlib_ms, "x"),
+    ]
+
+
+def photo_rows(int8: FaceKeypointDetector, paths: list[str], hog, predictor) -> list[Row]:
+    """predict.py's defaults on whole photos (detection + keypoints) against dlib's HOG +
+    predictor (its usual upsampling of 1)."""
+    rows: list[Row] = []
+    for path in paths:
+        image = decode_image(path)
+        found = len(int8(image))
+        fkp_ms = 1e3 * best_of(lambda im=image: int8(im), 3)
+        setting = f"{Path(path).name} ({image.shape[1]}x{image.shape[0]}, {found} faces)"
+        rows.append(("photo: fkp, predict.py's defaults (YuNet + int8 keypoints)", setting,
+                     fkp_ms, "ms/image"))  # fmt: skip
+        if hog is None:
+            continue
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+        def dlib_photo(im=image, g=gray):
+            return [predictor(im, r) for r in hog(g, 1)]
+
+        dlib_ms = 1e3 * best_of(dlib_photo, 1, rounds=3)
+        rows.append(("photo: dlib HOG + shape predictor", setting, dlib_ms, "ms/image"))
+        rows.append(("photo: fkp / dlib (target <= 0.5)", setting, fkp_ms / dlib_ms, "x"))
+    return rows
+
+
+def measure(ckpt: str | None, paths: list[str]) -> list[Row]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
-    size, channels = det.transform.image_size, det.transform.channels
-    one = torch.randn(1, channels, size, size)
-    many = torch.randn(16, channels, size, size)
-    net = f"{det.model.module.hparams.network} at {size} px"
-    rows: list[Row] = []
-
-    def per_face(what: str, model) -> None:
-        rows.append((what, f"{net}, batch 1", 1e3 * best_of(lambda: model(one), 50), "ms/face"))
-        batched = 1e3 * best_of(lambda: model(many), 5) / 16
-        rows.append((what, f"{net}, batch 16", batched, "ms/face"))
-
-    with torch.inference_mode():
-        per_face("predict: model, PyTorch eager", det.model.module)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export(det.model.module, det.transform, Path(tmp) / "m.onnx", "onnx")
-        per_face("predict: model, onnxruntime", OnnxModel(path, threads=1))
-    # as predict.py runs by default: onnxruntime (exported in memory), 2 refinement passes
-    refine = OmegaConf.load(CONF_DIR / "predict.yaml").refine
-    in_use = FaceKeypointDetector(onnx_runtime_model(det.model.module, det.transform, threads=1),
-                                  det.transform, det.detector, refine=refine)  # fmt: skip
-    for path in images:
-        image = decode_image(path)
-
-        def end_to_end(image=image):
-            out = image.copy()
-            for face in in_use(image):
-                out = draw_keypoints(out, face.keypoints, copy=False)
-
-        shape = f"{image.shape[1]}x{image.shape[0]}, {len(in_use(image))} faces"
-        ms = 1e3 * best_of(end_to_end, 3)
-        what = f"predict: end to end (Haar + keypoints, {refine} refinement passes + drawing)"
-        rows.append((what, f"{Path(path).name} ({shape}), {net}, onnxruntime", ms, "ms/image"))
+    if ckpt:
+        det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
+        int8 = FaceKeypointDetector.from_checkpoint(ckpt, threads=1)
+    else:
+        det = FaceKeypointDetector.from_pretrained(runtime="torch")
+        int8 = FaceKeypointDetector.from_pretrained(threads=1)
+    rows = network_rows(det, int8)
+    hog, predictor = dlib_models()
+    images = [decode_image(p) for p in paths]
+    if predictor is not None:
+        rows += per_face_rows(int8, images, predictor)
+    rows += photo_rows(int8, paths, hog, predictor)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--ckpt", default=None, help="default: the shipped model")
     parser.add_argument(
         "--images", nargs="+", default=sorted(glob.glob("../shared/data/images/*.jpg"))
     )

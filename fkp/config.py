@@ -263,6 +263,12 @@ PREDICT_RULES: tuple[Rule, ...] = (
     ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
     ("parts", _boolean, "true or false", "parts=true"),
     ("crops", _boolean, "true or false", "crops=true"),
+    (
+        "workers",
+        lambda v: v == "auto" or _integer(1)(v),
+        "auto or a whole number >= 1",
+        "workers=2",
+    ),  # fmt: skip
     ("video.smooth", _boolean, "true or false", "video.smooth=true"),
     ("video.detect_every", _integer(1), "a whole number of frames >= 1", "video.detect_every=10"),
     ("video.passes", _integer(1), "a whole number of passes >= 1", "video.passes=1"),

@@ -7,17 +7,21 @@ in the training CSV layout). A video gives an annotated video and per-frame JSON
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
+import multiprocessing
 import os
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from fkp.config import PREDICT_RULES, validate
 from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
@@ -195,6 +199,120 @@ def predict_video(
     return {"video": True, "frames": len(frames), "fps": fps, "damaged_frames": damaged}
 
 
+def load_model(cfg: DictConfig, ckpt: Path, threads: int | None = None) -> FaceKeypointDetector:
+    """The model and detector predict.py's settings name (ckpt already resolved)."""
+    runtime = resolve_runtime(cfg.runtime, cfg.device, ckpt)
+    if ckpt.suffix == ".onnx":
+        if runtime != "onnx":
+            raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
+        return FaceKeypointDetector.from_onnx(
+            ckpt, build_detector(cfg.detector), cfg.flip_test, threads, cfg.refine
+        )
+    return FaceKeypointDetector.from_checkpoint(
+        ckpt, device=cfg.device, detector=build_detector(cfg.detector), flip_test=cfg.flip_test,
+        refine=cfg.refine, runtime=runtime, precision=cfg.precision, threads=threads,
+    )  # fmt: skip
+
+
+def predict_photo(
+    path: Path, stem: str, det: FaceKeypointDetector, cfg: DictConfig, out: Path
+) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+    """One photo: its annotated copy and face crops written; its JSON record and CSV rows."""
+    image = decode_image(path)
+    faces = det(image)
+    save_image(out / f"{stem}.png", annotate(image, faces, cfg.parts, det.transform.landmarks))
+    record = {"width": image.shape[1], "height": image.shape[0],
+              "faces": [f.to_dict() for f in faces]}  # fmt: skip
+    rows = []
+    for k, face in enumerate(faces) if cfg.crops else ():
+        crop, points = face_crop(image, face)
+        name = f"{stem}_{k:02d}.png"
+        save_image(out / "faces" / name, crop)
+        rows.append((name, points))
+    return record, rows
+
+
+# A worker process's model and settings (photos of a folder in worker processes).
+_WORKER: dict = {}
+
+
+def _start_worker(settings: dict, ckpt: str) -> None:
+    """Each worker uses one thread (the processes share the cores) and loads the model once;
+    a model that cannot load is reported by the main process, which loads it too."""
+    cv2.setNumThreads(1)
+    cfg = OmegaConf.create(settings)
+    try:
+        _WORKER.update(cfg=cfg, det=load_model(cfg, Path(ckpt), threads=1))
+    except Exception as e:  # noqa: BLE001  (an initializer that raises is restarted forever)
+        _WORKER.update(error=f"the model did not load in a worker process ({e})")
+
+
+def _photo_in_worker(job: tuple[str, str, str]) -> tuple[dict | None, list, str | None]:
+    path, stem, out = job
+    if "error" in _WORKER:
+        return None, [], _WORKER["error"]
+    try:
+        record, rows = predict_photo(Path(path), stem, _WORKER["det"], _WORKER["cfg"], Path(out))
+    except FkpError as e:
+        return None, [], str(e)
+    return record, rows, None
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, cfg: DictConfig, ckpt: Path):
+    """Worker processes for the photos of a folder (None for one process). Started before
+    this process loads its model: forked (where the system can), they copy no model threads;
+    elsewhere they start afresh. Each uses one thread, OpenMP's included."""
+    if workers == 1:
+        yield None
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers, read when OpenMP loads
+    try:
+        with context.Pool(workers, _start_worker, (settings, str(ckpt))) as pool:
+            yield pool
+    finally:
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
+
+
+def worker_count(cfg: DictConfig, photos: int, runtime: str) -> int:
+    """workers=auto: one process per core for 8 photos or more on onnxruntime (on a GPU, or for
+    a few photos, starting processes costs more than it saves); otherwise as set."""
+    if cfg.workers != "auto":
+        return max(1, min(int(cfg.workers), photos))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, photos) if photos >= 8 and runtime == "onnx" else 1
+
+
+def photo_results(photos: list[Path], stems: dict[Path, str], det: FaceKeypointDetector,
+                  cfg: DictConfig, out: Path, pool=None):  # fmt: skip
+    """(path, record or None, crop rows, error or None) for each photo, in input order, with
+    a progress bar on a terminal; in the pool's worker processes when there is one."""
+    workers = pool._processes if pool is not None else 1
+    bar = tqdm(total=len(photos), unit="image", disable=None if len(photos) > 1 else True,
+               desc=f"{workers} process{'es' if workers > 1 else ''}")  # fmt: skip
+    with bar:
+        if pool is None:
+            for path in photos:
+                try:
+                    record, rows = predict_photo(path, stems[path], det, cfg, out)
+                    yield path, record, rows, None
+                except FkpError as e:
+                    yield path, None, [], str(e)
+                bar.update()
+            return
+        jobs = [(str(p), stems[p], str(out)) for p in photos]
+        for path, done in zip(photos, pool.imap(_photo_in_worker, jobs)):
+            yield (path, *done)
+            bar.update()
+
+
 def predict(cfg: DictConfig) -> int:
     """Run over all inputs; returns how many failed."""
     validate(cfg, PREDICT_RULES)
@@ -202,48 +320,38 @@ def predict(cfg: DictConfig) -> int:
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.log_dir), "pretrained")
     camera = camera_of(str(cfg.input))
     inputs = [] if camera is not None else expand_inputs(str(cfg.input))
-    runtime = resolve_runtime(cfg.runtime, cfg.device, ckpt)
-    if ckpt.suffix == ".onnx":
-        if runtime != "onnx":
-            raise FkpError(f"{ckpt.name} is an ONNX model: use runtime=onnx or runtime=auto.")
-        det = FaceKeypointDetector.from_onnx(
-            ckpt, build_detector(cfg.detector), cfg.flip_test, refine=cfg.refine
-        )
-    else:
-        det = FaceKeypointDetector.from_checkpoint(
-            ckpt, device=cfg.device, detector=build_detector(cfg.detector), flip_test=cfg.flip_test,
-            refine=cfg.refine, runtime=runtime, precision=cfg.precision,
-        )  # fmt: skip
     ensure_writable(out, "hydra.run.dir=<folder>")
     stems = output_stems(inputs)
     results, rows, failed = {}, [], 0
-    if camera is not None:
-        results[str(cfg.input)] = predict_video(camera, det, cfg, out, "webcam")
-    for path in inputs:
-        try:
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                results[str(path)] = predict_video(path, det, cfg, out, stems[path])
+    photos = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+    workers = worker_count(cfg, len(photos), resolve_runtime(cfg.runtime, cfg.device, ckpt))
+    start = time.perf_counter()
+    with worker_pool(workers, cfg, ckpt) as pool:
+        det = load_model(cfg, ckpt)  # here too: a model that cannot load is one line
+        if camera is not None:
+            results[str(cfg.input)] = predict_video(camera, det, cfg, out, "webcam")
+        for path, record, crops, error in photo_results(photos, stems, det, cfg, out, pool):
+            if error is not None:
+                failed += 1
+                print(f"error: {error}", file=sys.stderr)
                 continue
-            image = decode_image(path)
-            faces = det(image)
-            save_image(
-                out / f"{stems[path]}.png",
-                annotate(image, faces, cfg.parts, det.transform.landmarks),
-            )
-            results[str(path)] = {
-                "width": image.shape[1], "height": image.shape[0],
-                "faces": [f.to_dict() for f in faces],
-            }  # fmt: skip
-            for k, face in enumerate(faces):
-                if cfg.crops:
-                    crop, points = face_crop(image, face)
-                    name = f"{stems[path]}_{k:02d}.png"
-                    save_image(out / "faces" / name, crop)
-                    rows.append((name, points))
-            log.info(f"{path}: {len(faces)} face(s)")
-        except FkpError as e:
-            failed += 1
-            print(f"error: {e}", file=sys.stderr)
+            results[str(path)] = record
+            rows += crops
+            faces = len(record["faces"])
+            line = f"{path}: {faces} face{'s' * (faces != 1)}"
+            (log.info if len(photos) == 1 else log.debug)(line)
+    if len(photos) > 1:
+        seconds = time.perf_counter() - start
+        log.info(f"{len(photos)} images in {seconds:.1f} s ({workers} process"
+                 f"{'es' * (workers > 1)}): {len(photos) / seconds:.1f} images/s")  # fmt: skip
+    for path in inputs:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                results[str(path)] = predict_video(path, det, cfg, out, stems[path])
+            except FkpError as e:
+                failed += 1
+                print(f"error: {e}", file=sys.stderr)
+    results = {str(p): results[str(p)] for p in inputs if str(p) in results} | results
     write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
     if rows:  # the training CSV's layout, so predictions can be reviewed and trained on
         names, points = zip(*rows)

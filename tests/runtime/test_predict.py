@@ -212,3 +212,24 @@ def test_refinement_stops_per_face_once_its_frame_settles():
     assert sent == [2, 1]  # both faces, then the moving one alone; then both have settled
     assert np.allclose(points, np.stack(truth))
     assert np.abs(frames[1] - transform.frame_for(truth[1])).max() < 0.2
+
+
+def test_a_folder_in_worker_processes_gives_what_one_process_gives(data_dir, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted((data_dir / "test").iterdir())[:8]:
+        (folder / name.name).write_bytes(name.read_bytes())
+    (folder / "broken.png").write_bytes(b"not an image")  # reported, the others still written
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        done = _predict_py(f"input={folder}", f"workers={workers}", f"hydra.run.dir={out}")
+        assert done.returncode == 1 and "broken.png" in done.stderr
+        assert (
+            "9 images in" in done.stdout + done.stderr and "images/s" in done.stdout + done.stderr
+        )
+        runs[workers] = out
+    for name in ("keypoints.json", "keypoints.csv"):
+        assert (runs["1"] / name).read_bytes() == (runs["2"] / name).read_bytes()
+    pictures = [sorted(p.name for p in out.rglob("*.png")) for out in runs.values()]
+    assert pictures[0] == pictures[1] and len(pictures[0]) >= 16  # 8 annotated, 8+ crops
