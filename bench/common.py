@@ -26,7 +26,8 @@ def cpu_name() -> str:
 def hardware(device: str = "cpu", threads: int | None = None) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    return f"{cpu_name()}, {threads or torch.get_num_threads()} thread(s)"
+    threads = threads or torch.get_num_threads()
+    return f"{cpu_name()}, {threads} thread{'s' * (threads != 1)}"
 
 
 def print_rows(*sections: tuple[list[Row], str]) -> None:

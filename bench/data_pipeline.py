@@ -122,7 +122,7 @@ def measure(seconds: float = 5.0, sizes: tuple[int, ...] = (224, 128)) -> list[R
                     )
                 if grayscale:  # the same draws through albumentations' general Affine
                     steps = [_as_albumentations_affine(t) for t in transform.pipeline.transforms]
-                    transform.pipeline = A.Compose(steps, keypoint_params=KEYPOINTS)
+                    transform._pipeline = A.Compose(steps, keypoint_params=KEYPOINTS)
                     rate_of["affine"] = rate(data, seconds)
             starter = rate_of["starter"]
             names = {

@@ -118,7 +118,8 @@ def photo_rows(int8: FaceKeypointDetector, paths: list[str], hog, predictor) -> 
         image = decode_image(path)
         found = len(int8(image))
         fkp_ms = 1e3 * best_of(lambda im=image: int8(im), 3)
-        setting = f"{Path(path).name} ({image.shape[1]}x{image.shape[0]}, {found} faces)"
+        faces = f"{found} face{'s' * (found != 1)}"
+        setting = f"{Path(path).name} ({image.shape[1]}x{image.shape[0]}, {faces})"
         rows.append(("photo: fkp, predict.py's defaults (YuNet + int8 keypoints)", setting,
                      fkp_ms, "ms/image"))  # fmt: skip
         if hog is None:

@@ -1,7 +1,7 @@
 """Video: steadiness, speed and false faces of fkp's tracker against dlib, on a clip with known
 motion.
 
-    python bench/video_track.py --photo <photo.jpg> [--faces 2] [--ckpt <file.ckpt>]
+    python bench/video_track.py [--photo <photo.jpg>] [--faces 2] [--ckpt <file.ckpt>]
 
 The clip (`fkp.evaluation.protocols.moving_clip`): the photo drifting, swaying, zooming and
 tilting in a 640x480 frame for 120 frames. Steadiness (`fkp.evaluation.protocols.steadiness`):

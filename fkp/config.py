@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fkp import CONF_DIR
-from fkp.errors import FkpError, reported_as_one_line
+from fkp.errors import FkpError, JobFailed, as_fkp_error, reported_as_one_line
 
 # `${pid:}` in conf/hydra/default.yaml: run folders are named by time and process id, so two
 # runs started in the same second never share one.
@@ -306,3 +309,91 @@ def validate(cfg: DictConfig, rules: Sequence[Rule] = TRAIN_RULES) -> None:
 
 
 _ABSENT = object()
+
+
+def command_line_error(error: BaseException, command: str) -> str | None:
+    """The one-line form of a mistake Hydra or OmegaConf found in a command line (a missing
+    value, a setting or option that does not exist, an override it cannot read), or None for
+    anything else."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    help_hint = f"`fkp {command} --help` lists the settings"
+    missing = as_fkp_error(error)  # a mandatory value not given
+    if missing is not None:
+        return str(missing)
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.strip("/").rpartition("/")
+        if group and error.options:
+            return f"{group}={option}: no such option; use one of {', '.join(error.options)}."
+    if isinstance(error, OverrideParseException):
+        reasons = [line for line in str(error).splitlines()
+                   if not line.startswith(("Error parsing override", "See https"))]  # fmt: skip
+        return (
+            f"{error.override}: not a readable override ({'; '.join(reasons) or 'bad syntax'});"
+            f" write key=value, quoting values with spaces, brackets or * ('input=photos/*.jpg');"
+            f" {help_hint}."
+        )
+    if isinstance(error, ConfigCompositionException):
+        key = re.search(r"Could not override '([^']+)'", str(error))
+        if key:
+            near = close_settings(key.group(1), command)
+            maybe = f"did you mean {' or '.join(near)}? " if near else ""
+            return f"{key.group(1)}: no such setting; {maybe}{help_hint} (--cfg job shows them)."
+    if isinstance(error, HydraException | OmegaConfBaseException):
+        return f"config: {' '.join(str(error).split())}"
+    return None
+
+
+def close_settings(key: str, command: str) -> list[str]:
+    """Settings of the command's own config (fkp/conf/<command>.yaml) spelt like `key`."""
+    import difflib
+
+    import yaml
+
+    try:
+        node: Any = yaml.safe_load((CONF_DIR / f"{command}.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return []
+    prefix = "".join(f"{p}." for p in parents)
+    names = [str(k) for k in node if k != "defaults"]
+    return [prefix + n for n in difflib.get_close_matches(last, names, n=2, cutoff=0.6)]
+
+
+def one_line_errors(command: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """For a `@hydra.main` entry point: mistakes Hydra or OmegaConf find in the command line
+    are one line and exit status 2 instead of Hydra's report and its HYDRA_FULL_ERROR hint
+    (setting HYDRA_FULL_ERROR=1 yourself still gives Hydra's full traceback)."""
+
+    def wrap(hydra_main: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(hydra_main)
+        def main() -> Any:
+            own = "HYDRA_FULL_ERROR" not in os.environ
+            if own:  # Hydra then raises the error here instead of printing its own report
+                os.environ["HYDRA_FULL_ERROR"] = "1"
+            try:
+                return hydra_main()
+            except JobFailed as e:  # a sweep job failed; its line is already printed
+                print(f"error: a job of the sweep failed ({e}); the others ran.", file=sys.stderr)
+                sys.exit(1)
+            except Exception as e:
+                line = command_line_error(e, command) if own else None
+                if line is None:
+                    raise
+                print(f"error: {line}", file=sys.stderr)
+                sys.exit(2)
+            finally:
+                if own:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+
+        return main
+
+    return wrap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,10 +41,26 @@ def as_fkp_error(error: BaseException) -> FkpError | None:
             last = text.strip().splitlines()[-1]
             return FkpError(last.split("FkpError: ", 1)[-1])
         return error
+    if type(error).__name__ == "MissingMandatoryValue":  # OmegaConf's: a `???` not given
+        return missing_value(getattr(error, "full_key", "") or "a setting")
     if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
         where = error.filename or error.filename2 or "a file in the output folder"
         return write_failure(where, error.strerror)
     return None
+
+
+# The settings a command cannot run without, with an example for its one-line message.
+REQUIRED_EXAMPLES = {
+    "input": "input=photo.jpg",
+    "ckpt_path": "ckpt_path=outputs/train/<run>/checkpoints/last.ckpt",
+}
+
+
+def missing_value(key: str) -> FkpError:
+    """A setting the command needs and was not given, with an example command line."""
+    command = os.path.basename(sys.argv[0]).removesuffix(".py").split()[-1] if sys.argv else ""
+    example = REQUIRED_EXAMPLES.get(key, f"{key}=<value>")
+    return FkpError(f"{key} is required, e.g. fkp {command} {example}".rstrip() + ".")
 
 
 def write_failure(where: object, reason: str, setting: str = "hydra.run.dir=<folder>") -> FkpError:

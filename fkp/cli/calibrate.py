@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fkp import CONF_DIR
-from fkp.config import build
+from fkp.config import build, one_line_errors
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.io import load_images
 from fkp.errors import reported_as_one_line
@@ -63,6 +63,7 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
+@one_line_errors("calibrate")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():

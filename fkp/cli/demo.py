@@ -30,7 +30,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fkp.config import DEMO_RULES, validate
+from fkp.config import DEMO_RULES, one_line_errors, validate
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
@@ -214,6 +214,7 @@ def build_app(cfg: DictConfig):
     return app, theme
 
 
+@one_line_errors("demo")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():

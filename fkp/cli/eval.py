@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from fkp.config import EVAL_RULES, validate
+from fkp.config import EVAL_RULES, one_line_errors, validate
 from fkp.data.stored import load_faces
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.evaluation.protocols import (
@@ -194,6 +194,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return summary
 
 
+@one_line_errors("eval")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():

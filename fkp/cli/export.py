@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import fkp.config  # noqa: F401  (the ${pid:} resolver of the run folder)
+from fkp.config import one_line_errors  # (and the ${pid:} resolver of the run folder)
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable
 from fkp.runtime.predictor import FaceKeypointDetector, eval_transform_of, resolve_checkpoint
@@ -54,6 +54,7 @@ def run(cfg: DictConfig) -> Path:
     return out
 
 
+@one_line_errors("export")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():

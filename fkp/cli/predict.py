@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from fkp.config import PREDICT_RULES, validate
+from fkp.config import PREDICT_RULES, one_line_errors, validate
 from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
 from fkp.errors import FkpError, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
@@ -360,6 +360,7 @@ def predict(cfg: DictConfig) -> int:
     return failed
 
 
+@one_line_errors("predict")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():

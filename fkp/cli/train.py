@@ -26,7 +26,7 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fkp.config import build, validate
+from fkp.config import build, one_line_errors, validate
 from fkp.errors import FkpError, Interrupted, reported_as_one_line
 from fkp.files import ensure_writable, run_lock, write_text
 from fkp.training.callbacks import SaveOnInterrupt, quiet_lightning
@@ -243,6 +243,7 @@ def _save_metrics(trainer: pl.Trainer, run_dir: Path, metrics: dict, flat: dict)
     log.info("run directory: %s", run_dir)
 
 
+@one_line_errors("train")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with reported_as_one_line(multirun=HydraConfig.get().mode == RunMode.MULTIRUN):

@@ -1,0 +1,66 @@
+"""Mistakes on the command line are one line with the fix and exit status 2, whether fkp or
+Hydra finds them: a missing value, a setting or option that does not exist, an override that
+cannot be read."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests import ROOT
+
+
+def _run(script: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args,
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def _one_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr[-2000:]  # no traceback, no Hydra report
+    assert "HYDRA_FULL_ERROR" not in done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "script,line",
+    [
+        ("predict.py", "error: input is required, e.g. fkp predict input=photo.jpg."),
+        ("export.py", "error: ckpt_path is required, e.g. fkp export "
+                      "ckpt_path=outputs/train/<run>/checkpoints/last.ckpt."),
+    ],
+)  # fmt: skip
+def test_a_missing_value_is_one_line_with_an_example(script, line, tmp_path):
+    assert _one_line(_run(script, tmp_path=tmp_path)) == line
+
+
+@pytest.mark.parametrize("script", ["predict.py", "eval.py", "export.py", "train.py",
+                                    "calibrate.py", "demo.py"])  # fmt: skip
+def test_a_misspelt_setting_is_one_line_with_the_nearest_names(script, tmp_path):
+    line = _one_line(_run(script, "refinee=2", tmp_path=tmp_path))
+    assert line.startswith("error: refinee: no such setting;") and "--help" in line
+    if script in ("predict.py", "eval.py", "demo.py"):  # they have a `refine` setting
+        assert "did you mean refine?" in line
+
+
+def test_an_unknown_option_lists_the_options(tmp_path):
+    line = _one_line(_run("predict.py", "input=x.jpg", "detector=foo", tmp_path=tmp_path))
+    assert line == "error: detector=foo: no such option; use one of haar, hog, yunet."
+    line = _one_line(_run("train.py", "model=resnet99", tmp_path=tmp_path))
+    assert line.startswith("error: model=resnet99: no such option; use one of ")
+    assert "resnet18" in line and "fast_net" in line
+
+
+def test_an_unreadable_override_is_one_line(tmp_path):
+    line = _one_line(_run("predict.py", "input=[a", tmp_path=tmp_path))
+    assert line.startswith("error: input=[a: not a readable override (")
+    assert "quoting values" in line
+    line = _one_line(_run("eval.py", "video.passes", tmp_path=tmp_path))
+    assert line.startswith("error: video.passes: not a readable override (missing EQUAL")
+
+
+def test_a_nested_misspelling_is_suggested(tmp_path):
+    line = _one_line(_run("predict.py", "input=x.jpg", "video.pases=2", tmp_path=tmp_path))
+    assert "video.pases: no such setting; did you mean video.passes?" in line
