@@ -361,6 +361,9 @@ def test_sigterm_to_the_process_group_saves_and_exits_non_zero(tmp_path):
     assert proc.returncode == 143
     _one_line_error(err, "stopped by a signal during epoch")
     assert "saved to" in err and "resume with ckpt_path=" in err
+    ended = json.loads((run / "metrics.json").read_text())["ended"]  # and in train.log
+    assert ended["how"] == "interrupted" and ended["resume"].startswith("ckpt_path=")
+    assert "run stopped by a signal during epoch" in (run / "train.log").read_text()
     state = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert state["global_step"] >= 6  # at least the first epoch's steps
 

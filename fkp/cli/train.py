@@ -10,6 +10,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from fkp.config import build, one_line_errors, validate
 from fkp.errors import FkpError, Interrupted, reported_as_one_line
 from fkp.files import ensure_writable, run_lock, write_text
-from fkp.training.callbacks import SaveOnInterrupt, quiet_lightning
+from fkp.training.callbacks import SaveOnInterrupt, how_it_ended, quiet_lightning
 from fkp.training.checkpoints import AtomicCheckpointIO, check_resume
 from fkp.training.trackers import close_trackers, log_config, log_files
 
@@ -50,6 +51,7 @@ def _flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
 
 def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -> dict:
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    ended = how_it_ended(trainer)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if trainer.fast_dev_run or not best:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -65,8 +67,10 @@ def _fit_validate_test(cfg, trainer: pl.Trainer, model, datamodule, ckpt_path) -
         )  # fmt: skip
         metrics.update({k: float(v) for k, v in results[0].items()})
         metrics["best_checkpoint"] = best
+    metrics["ended"] = ended
     if trainer.is_global_zero:
         log.info(metrics_table(metrics))
+        log.info(ended["sentence"])
     return metrics
 
 
@@ -218,15 +222,50 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             raise
         ctrl_c = interrupt.signal == "Ctrl-C" or isinstance(e, KeyboardInterrupt)
         where = interrupt.saved or "nothing new (no training step had run)"
-        raise Interrupted(
-            f"stopped by {'Ctrl-C' if ctrl_c else 'a signal'} during epoch "
-            f"{trainer.current_epoch}; the training state was saved to {where}; resume with "
-            f"ckpt_path={interrupt.saved or '<last.ckpt>'}.",
-            exit_code=130 if ctrl_c else 143,
-        ) from None
+        resume = f"ckpt_path={interrupt.saved or '<last.ckpt>'}"
+        sentence = (f"stopped by {'Ctrl-C' if ctrl_c else 'a signal'} during epoch "
+                    f"{trainer.current_epoch}; the training state was saved to {where}; resume "
+                    f"with {resume}.")  # fmt: skip
+        record_ending(
+            trainer,
+            run_dir,
+            {
+                "how": "interrupted",
+                "epoch": trainer.current_epoch,
+                "resume": resume,
+                "sentence": f"run {sentence}",
+            },
+        )
+        raise Interrupted(sentence, exit_code=130 if ctrl_c else 143) from None
+    except Exception as e:
+        why = str(e) if isinstance(e, FkpError) else f"{type(e).__name__}: {e}"
+        record_ending(
+            trainer,
+            run_dir,
+            {
+                "how": "failed",
+                "epoch": trainer.current_epoch,
+                "why": why,
+                "sentence": f"run failed: {why}",
+            },
+        )
+        raise
     finally:
         close_trackers(loggers)  # the next job of an in-process sweep starts its own run
     return metrics
+
+
+def record_ending(trainer: pl.Trainer, run_dir: Path, ended: dict) -> None:
+    """An interrupted or failed run's ending, in metrics.json and train.log (the console gets
+    the error line itself); nothing here may hide the error being reported."""
+    if not trainer.is_global_zero:
+        return
+    for handler in logging.getLogger().handlers:  # train.log only
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0,
+                                          ended["sentence"], None, None))  # fmt: skip
+    with contextlib.suppress(Exception):  # a full disk: the error itself is what to report
+        write_text(run_dir / "metrics.json", json.dumps({"ended": ended}, indent=2) + "\n")
 
 
 def _save_metrics(trainer: pl.Trainer, run_dir: Path, metrics: dict, flat: dict) -> None:

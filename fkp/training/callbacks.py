@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import math
+import re
 import time
 import warnings
 from pathlib import Path
@@ -236,3 +237,50 @@ class SaveOnInterrupt(pl.Callback):
             return
         trainer.save_checkpoint(self.path)
         self.saved = self.path
+
+
+def how_it_ended(trainer: pl.Trainer) -> dict[str, Any]:
+    """How a fit that returned ended, as data (metrics.json's "ended") with a sentence for the
+    console and train.log: every epoch run, or stopped early (when, why, the best epoch and
+    its monitored value), or stopped at a step or time limit."""
+    epochs, limit = trainer.current_epoch, trainer.max_epochs
+    ended: dict[str, Any] = {"how": "finished", "epochs": epochs, "max_epochs": limit}
+    best = trainer.checkpoint_callback
+    best_path = Path(best.best_model_path) if best and best.best_model_path else None
+    if best_path is not None:
+        ended["best_checkpoint"] = str(best_path)
+        if best.best_model_score is not None:
+            ended["monitor"] = best.monitor
+            ended["best_value"] = float(best.best_model_score)
+        epoch = re.search(r"epoch[_=]?(\d+)", best_path.name)
+        if epoch:
+            ended["best_epoch"] = int(epoch.group(1))
+    stopper = trainer.early_stopping_callback
+    if stopper is not None and stopper.stopped_epoch > 0:
+        why = " ".join(str(stopper.stopping_reason_message or "").split())
+        if stopper.stopping_reason.name == "PATIENCE_EXHAUSTED":
+            by = f" by {abs(stopper.min_delta):g}" if stopper.min_delta else ""
+            s = "s" * (stopper.patience != 1)
+            why = f"{stopper.monitor} had not improved{by} for {stopper.patience} epoch{s}"
+        ended.update(how="stopped early", stopped_epoch=stopper.stopped_epoch, why=why)
+    elif trainer.max_steps not in (-1, None) and trainer.global_step >= trainer.max_steps:
+        ended.update(how="stopped at the step limit", why=f"trainer.max_steps={trainer.max_steps}")
+    elif limit is not None and limit >= 0 and epochs < limit:
+        ended.update(how="stopped", why="trainer.max_time, or a callback, ended it")
+    ended["sentence"] = ending_sentence(ended)
+    return ended
+
+
+def ending_sentence(ended: dict[str, Any]) -> str:
+    """The one line a run ends with; `ended` as `how_it_ended` gives it."""
+    epochs = f"{ended['epochs']} of {ended['max_epochs']} epochs"
+    if ended["how"] == "finished":
+        head = f"run finished: {epochs}"
+    elif ended["how"] == "stopped early":
+        head = f"run stopped early after {epochs} ({ended['why'].rstrip('.')})"
+    else:
+        head = f"run {ended['how']} after {epochs} ({ended['why']})"
+    if "best_epoch" in ended and "best_value" in ended:
+        head += (f"; best epoch {ended['best_epoch']}, {ended['monitor']} "
+                 f"{ended['best_value']:.4f}")  # fmt: skip
+    return head + "."

@@ -232,3 +232,45 @@ def test_every_experiment_preset_runs(tmp_path):
     assert proc.returncode == 0, err[-3000:]
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert len(jobs) >= 2 and all((job / "metrics.json").is_file() for job in jobs)
+
+
+def test_every_run_says_how_it_ended(tmp_path):
+    """Finished, stopped early (when, why, the best epoch), failed: in the console, train.log
+    and metrics.json."""
+    done = _train_py("trainer=debug", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'a'}")
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err[-2000:]
+    ended = json.loads((tmp_path / "a" / "metrics.json").read_text())["ended"]
+    assert ended["how"] == "finished" and (ended["epochs"], ended["max_epochs"]) == (2, 2)
+    line = ended["sentence"]
+    assert line.startswith("run finished: 2 of 2 epochs; best epoch ") and "val/nme" in line
+    assert line in out and line in (tmp_path / "a" / "train.log").read_text()
+
+    # no improvement by 10 NME points can happen: early stopping ends the run after 2 epochs
+    done = _train_py(
+        "trainer=debug",
+        "trainer.max_epochs=6",
+        "callbacks.early_stopping.patience=1",
+        "+callbacks.early_stopping.min_delta=10",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err[-2000:]
+    ended = json.loads((tmp_path / "b" / "metrics.json").read_text())["ended"]
+    assert ended["how"] == "stopped early" and ended["epochs"] == 2
+    assert ended["best_epoch"] in (0, 1)
+    line = ended["sentence"]
+    assert line.startswith("run stopped early after 2 of 6 epochs (val/nme had not improved by "
+                           "10 for 1 epoch); best epoch ")  # fmt: skip
+    assert line in out and line in (tmp_path / "b" / "train.log").read_text()
+
+
+def test_a_failed_run_records_why(tmp_path):
+    """A learning rate that blows the weights up: the loss turns non-finite and the run stops;
+    metrics.json and train.log say why."""
+    cfg = compose_train(tmp_path, [*QUICK, "trainer=debug", "trainer.max_epochs=3",
+                                   "optimizer.lr=1e30"])  # fmt: skip
+    with pytest.raises(FkpError, match="train loss became"):
+        train(cfg)
+    ended = json.loads((tmp_path / "metrics.json").read_text())["ended"]
+    assert ended["how"] == "failed" and "train loss became" in ended["why"]
