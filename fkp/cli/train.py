@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fkp.config import build, one_line_errors, validate
 from fkp.errors import FkpError, Interrupted, reported_as_one_line
 from fkp.files import ensure_writable, run_lock, write_text
-from fkp.training.callbacks import SaveOnInterrupt, how_it_ended, quiet_lightning
+from fkp.training.callbacks import ModelLine, SaveOnInterrupt, how_it_ended, quiet_lightning
 from fkp.training.checkpoints import AtomicCheckpointIO, check_resume
 from fkp.training.trackers import close_trackers, log_config, log_files
 
@@ -188,9 +190,18 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     model.hparams.data_config = data_config
     interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c] + [interrupt]
+    verbose = bool(cfg.get("verbose"))
+    quiet_lightning(verbose)
+    console = {}
+    if not verbose:  # one model line, and progress bars only where a terminal shows them
+        callbacks.append(ModelLine())
+        console["enable_model_summary"] = False
+        if not sys.stdout.isatty():
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+            console["enable_progress_bar"] = False
     loggers = [build(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = build(
-        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **console
     )
 
     ckpt_path = resume_path(cfg.get("ckpt_path"), run_dir)

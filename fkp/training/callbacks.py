@@ -29,14 +29,23 @@ log = logging.getLogger("fkp.train")
 RECORD_FIELDS = ("epoch", "lr", "train/loss", "val/loss", "val/nme", "time_s")
 
 
-def quiet_lightning() -> None:
+# Lightning's console notices that say nothing a user can act on (verbose=false drops them):
+# accelerators not present, the anomaly detection trainer=debug turns on by design, the
+# checkpoint it restores to validate and test, and its own ending, which fkp's says better.
+NOTICES = ("GPU available: False", "TPU available: False", "HPU available: False",
+           "You have turned on `Trainer(detect_anomaly=True)`", "Restoring states from the",
+           "Loaded model weights from", "`Trainer.fit` stopped:")  # fmt: skip
+
+
+def quiet_lightning(verbose: bool = False) -> None:
     """Drop console lines that tell a user nothing about their run: Lightning's advert for its
     cloud logger, a deprecation inside Lightning itself (not fixable here), and its notice
-    that a run resumed in its own folder (`ckpt_path=last`) finds checkpoints there."""
+    that a run resumed in its own folder (`ckpt_path=last`) finds checkpoints there; unless
+    verbose, also its `NOTICES`."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    rank_zero.addFilter(
-        lambda record: not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
-    )
+    rank_zero.filters.clear()
+    dropped = ("\N{ELECTRIC LIGHT BULB} Tip", *(() if verbose else NOTICES))
+    rank_zero.addFilter(lambda record: not str(record.msg).startswith(dropped))
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
@@ -281,6 +290,34 @@ def ending_sentence(ended: dict[str, Any]) -> str:
     else:
         head = f"run {ended['how']} after {epochs} ({ended['why']})"
     if "best_epoch" in ended and "best_value" in ended:
-        head += (f"; best epoch {ended['best_epoch']}, {ended['monitor']} "
-                 f"{ended['best_value']:.4f}")  # fmt: skip
+        value = ended["best_value"]
+        shown = f"{100 * value:.2f}%" if "nme" in ended["monitor"] else f"{value:.4g}"
+        head += f"; best epoch {ended['best_epoch']}, {ended['monitor']} {shown}"
     return head + "."
+
+
+class ModelLine(pl.Callback):
+    """One line about the model as training starts (in place of Lightning's table, which
+    `verbose=true` brings back): network, head, parameters, FLOPs per image, input size."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from torch.utils.flop_counter import FlopCounterMode
+
+        hp = pl_module.hparams
+        channels = 1 if hp.get("grayscale", True) else 3
+        size = int(hp.get("image_size", 96))
+        example = torch.zeros(1, channels, size, size, device=pl_module.device)
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            pl_module(example)
+        pl_module.train(was_training)
+        params = sum(p.numel() for p in pl_module.parameters())
+        head = (hp.get("head") or {}).get("name", "regression")
+        log.info(
+            "model: %s with the %s head, %.2fM parameters, %.2f GFLOPs per image, input %dx%dx%d",
+            hp.get("network"), head, params / 1e6, counter.get_total_flops() / 1e9,
+            channels, size, size,
+        )  # fmt: skip

@@ -245,6 +245,12 @@ def test_every_run_says_how_it_ended(tmp_path):
     line = ended["sentence"]
     assert line.startswith("run finished: 2 of 2 epochs; best epoch ") and "val/nme" in line
     assert line in out and line in (tmp_path / "a" / "train.log").read_text()
+    # quiet by default: one model line, no notices, warnings, tables or progress bars
+    assert sum(x.startswith("model: custom_cnn with the regression head, ") for x in
+               out.splitlines()) == 1  # fmt: skip
+    for noise in ("GPU available", "detect_anomaly", "Warning", "┃", "Epoch 0/", "Tip"):
+        assert noise not in out + err, noise
+    assert err.strip() == ""
 
     # no improvement by 10 NME points can happen: early stopping ends the run after 2 epochs
     done = _train_py(
@@ -274,3 +280,12 @@ def test_a_failed_run_records_why(tmp_path):
         train(cfg)
     ended = json.loads((tmp_path / "metrics.json").read_text())["ended"]
     assert ended["how"] == "failed" and "train loss became" in ended["why"]
+
+
+def test_verbose_brings_lightnings_details_back(tmp_path):
+    done = _train_py("trainer=debug", "trainer.max_epochs=1", "verbose=true",
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err[-2000:]
+    assert "GPU available: False" in out + err and "Total params" in out + err
+    assert not any(x.startswith("model: ") for x in out.splitlines())
