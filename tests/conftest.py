@@ -17,6 +17,20 @@ from tests.synthetic import write_dataset
 SYNTHETIC = write_dataset(Path(tempfile.mkdtemp(prefix="fkp-synthetic-")))
 
 
+# `python -m pytest -m quick`: these modules, under 3 minutes on 2 cores (geometry, landmark
+# sets, layout and imports, models and heads, data reading and transforms, the runtime
+# without the training stack, config composition); the whole suite runs everything.
+QUICK_MODULES = {"test_geometry.py", "test_landmarks.py", "test_imports.py", "test_heads.py",
+                 "test_models.py", "test_io.py", "test_transforms.py", "test_runtime.py",
+                 "test_configs.py"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in QUICK_MODULES:
+            item.add_marker(pytest.mark.quick)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SYNTHETIC, ignore_errors=True)
 
