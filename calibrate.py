@@ -3,7 +3,9 @@
 The same as `fkp calibrate ...`; the code lives in fkp/cli/calibrate.py.
 """
 
-from fkp.cli.calibrate import main
+import sys
+
+from fkp.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["calibrate", *sys.argv[1:]]))

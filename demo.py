@@ -5,7 +5,7 @@ The same as `fkp demo ...`; the code lives in fkp/cli/demo.py.
 
 import sys
 
-from fkp.cli.demo import main
+from fkp.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["demo", *sys.argv[1:]]))

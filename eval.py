@@ -3,7 +3,9 @@
 The same as `fkp eval ...`; the code lives in fkp/cli/eval.py.
 """
 
-from fkp.cli.eval import main
+import sys
+
+from fkp.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["eval", *sys.argv[1:]]))

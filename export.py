@@ -3,7 +3,9 @@
 The same as `fkp export ...`; the code lives in fkp/cli/export.py.
 """
 
-from fkp.cli.export import main
+import sys
+
+from fkp.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["export", *sys.argv[1:]]))

@@ -3,7 +3,9 @@
 The same as `fkp predict ...`; the code lives in fkp/cli/predict.py.
 """
 
-from fkp.cli.predict import main
+import sys
+
+from fkp.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["predict", *sys.argv[1:]]))

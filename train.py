@@ -3,7 +3,9 @@
 The same as `fkp train ...`; the code lives in fkp/cli/train.py.
 """
 
-from fkp.cli.train import main
+import sys
+
+from fkp.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -34,6 +34,28 @@ def usage() -> str:
     )  # fmt: skip
 
 
+def settings_help(command: str) -> str:
+    """A Hydra command's --help: what it does, its settings as its YAML holds them (with their
+    comments), and the options of the groups it uses; read from the files alone (Hydra's own
+    help composes every group of fkp/conf, several seconds)."""
+    from fkp import CONF_DIR
+
+    path = CONF_DIR / f"{command}.yaml"
+    lines = [f"fkp {command}: {COMMANDS[command][1]}", "",
+             f"usage: fkp {command} [setting=value ...]   (python {command}.py ... in a checkout)",
+             "", f"settings ({path}):", "", path.read_text().rstrip(), ""]  # fmt: skip
+    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    used = [g for g in groups if f"- {g}" in path.read_text() or f"/{g}" in path.read_text()]
+    for group in used:
+        for folder in [CONF_DIR / group, *sorted((CONF_DIR / group).iterdir())]:
+            options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+            if options and folder.name not in ("landmarks", "launcher"):
+                name = folder.relative_to(CONF_DIR).as_posix()
+                lines.append(f"{name}=<option>: {', '.join(options)}")
+    lines += ["", "Also: --cfg job (the composed settings), -m (a sweep), --hydra-help."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int | None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -44,6 +66,9 @@ def main(argv: list[str] | None = None) -> int | None:
         print(f"error: fkp {command}: no such command; use one of {', '.join(COMMANDS)}.",
               file=sys.stderr)  # fmt: skip
         return 2
+    if command not in ARGPARSE_COMMANDS and {"--help", "-h"} & set(rest):
+        print(settings_help(command))  # before the command's imports: under a second
+        return 0
     module = importlib.import_module(COMMANDS[command][0])
     if command in ARGPARSE_COMMANDS:
         return module.main(rest)

@@ -64,3 +64,37 @@ def test_an_unreadable_override_is_one_line(tmp_path):
 def test_a_nested_misspelling_is_suggested(tmp_path):
     line = _one_line(_run("predict.py", "input=x.jpg", "video.pases=2", tmp_path=tmp_path))
     assert "video.pases: no such setting; did you mean video.passes?" in line
+
+
+_REFUSING = """
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {refused!r}:
+            raise ImportError("imported " + name)
+sys.meta_path.insert(0, Refuse())
+from fkp.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _refusing(refused: tuple[str, ...], *argv: str) -> subprocess.CompletedProcess:
+    """fkp's command line in a Python where importing any of `refused` raises."""
+    return subprocess.run([sys.executable, "-c", _REFUSING.format(refused=refused), *argv],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "eval", "export", "demo", "calibrate"])
+def test_help_reads_the_settings_without_importing_the_stack(command):
+    done = _refusing(("torch", "pytorch_lightning", "lightning", "hydra"), command, "--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"fkp {command}: ")
+    assert "settings (" in done.stdout and "task_name:" in done.stdout
+
+
+def test_predict_with_the_shipped_model_never_imports_lightning_or_torch(tmp_path):
+    photo = ROOT / "docs" / "samples" / "astronaut.jpg"
+    done = _refusing(("torch", "pytorch_lightning", "lightning", "lightning_fabric"),
+                     "predict", f"input={photo}", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "keypoints.json").is_file()
