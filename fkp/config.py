@@ -239,6 +239,11 @@ DETECTOR_RULES: tuple[Rule, ...] = (
         "detector.max_side=800",
     ),  # fmt: skip
 )
+# Settings of using a model, shared by eval.py, predict.py and demo.py.
+USE_RULES: tuple[Rule, ...] = (
+    ("flip_test", _boolean, "true or false", "flip_test=false"),
+    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
+)
 PRECISION_RULE: Rule = (
     "precision",
     lambda v: v in ("float32", "int8", "float16"),
@@ -249,8 +254,7 @@ EVAL_RULES: tuple[Rule, ...] = (
     ("limit", _optional(_integer(1)), "a whole number >= 1, or null", "limit=200"),
     ("threads", _integer(1), "a whole number >= 1", "threads=1"),
     ("worst", _integer(0), "a whole number >= 0", "worst=16"),
-    ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
+    *USE_RULES,
     ("dlib", _boolean, "true or false", "dlib=true"),
     PRECISION_RULE,
     (
@@ -262,8 +266,7 @@ EVAL_RULES: tuple[Rule, ...] = (
     *DETECTOR_RULES,
 )
 PREDICT_RULES: tuple[Rule, ...] = (
-    ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
+    *USE_RULES,
     ("parts", _boolean, "true or false", "parts=true"),
     ("crops", _boolean, "true or false", "crops=true"),
     (
@@ -289,8 +292,7 @@ PREDICT_RULES: tuple[Rule, ...] = (
 )
 DEMO_RULES: tuple[Rule, ...] = (
     ("port", lambda v: _integer(1)(v) and v < 65536, "a port number 1-65535", "port=7860"),
-    ("flip_test", _boolean, "true or false", "flip_test=false"),
-    ("refine", _optional(_integer(0)), "a whole number of passes >= 0, or null", "refine=2"),
+    *USE_RULES,
     *DETECTOR_RULES,
 )
 
