@@ -63,6 +63,13 @@ def missing_value(key: str) -> FkpError:
     return FkpError(f"{key} is required, e.g. fkp {command} {example}".rstrip() + ".")
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """ "1 face", "2 faces", "1 refinement pass", "3 refinement passes": messages say what
+    they count in proper English, not "face(s)"."""
+    many = plural or (noun + "es" if noun.endswith(("s", "sh", "ch", "x")) else noun + "s")
+    return f"{count} {noun if count == 1 else many}"
+
+
 def write_failure(where: object, reason: str, setting: str = "hydra.run.dir=<folder>") -> FkpError:
     """A write that failed for the machine's reasons (full disk, permissions): the file, why,
     and the option that writes elsewhere."""

@@ -251,7 +251,7 @@ def test_header_only_and_latin1_csvs_and_folder_images(tmp_path):
         read_keypoints_csv(tmp_path / "latin1.csv")
     (tmp_path / "ok.csv").write_text(header + row.replace("\xe9", "e"))
     (tmp_path / "Jose_01.jpg").mkdir()
-    with pytest.raises(FkpError, match=r"are folders, not image files: Jose_01.jpg"):
+    with pytest.raises(FkpError, match=r"folders, not image files: Jose_01.jpg"):
         check_images_exist(read_keypoints_csv(tmp_path / "ok.csv"), tmp_path)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fkp.config import DEMO_RULES, one_line_errors, validate
-from fkp.errors import FkpError, reported_as_one_line
+from fkp.errors import FkpError, counted, reported_as_one_line
 from fkp.runtime.detect import build_detector
 from fkp.runtime.predictor import FaceKeypointDetector, resolve_checkpoint
 from fkp.viz import annotate
@@ -150,9 +150,9 @@ def find_keypoints(
               "faces": [f.to_dict() for f in faces]}  # fmt: skip
     points = det.transform.landmarks.num_points
     timing = (
-        f"**{len(faces)} face(s)**, {points} points each · face detection "
+        f"**{counted(len(faces), 'face')}**, {points} points each · face detection "
         f"{1000 * (detected - loaded):.0f} ms · keypoints {1000 * (done - detected):.0f} ms "
-        f"({int(refine)} refinement pass(es){', flip test' if flip_test else ''})"
+        f"({counted(int(refine), 'refinement pass')}{', flip test' if flip_test else ''})"
         + (f" · model loaded in {1000 * (loaded - start):.0f} ms" if loaded - start > 0.05 else "")
     )
     if not faces:

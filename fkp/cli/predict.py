@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fkp.config import PREDICT_RULES, one_line_errors, validate
 from fkp.data.io import IMAGE_SUFFIXES, decode_image, write_keypoints_csv
-from fkp.errors import FkpError, reported_as_one_line
+from fkp.errors import FkpError, counted, reported_as_one_line
 from fkp.files import ensure_writable, partial_path, write_text
 from fkp.geometry import apply_affine, crop_frame
 from fkp.runtime.detect import build_detector
@@ -192,7 +192,8 @@ def predict_video(
     writer.release()
     os.replace(partial, target)
     if damaged:
-        print(f"warning: {path}: {damaged} damaged frame(s) skipped; the others were processed.",
+        print(f"warning: {path}: {counted(damaged, 'damaged frame')} skipped; the others were "
+              "processed.",
               file=sys.stderr)  # fmt: skip
     record = {"fps": fps, "frames": frames, "damaged_frames": damaged}
     write_text(out / f"{stem}_frames.json", json.dumps(record))
@@ -296,7 +297,7 @@ def photo_results(photos: list[Path], stems: dict[Path, str], det: FaceKeypointD
     a progress bar on a terminal; in the pool's worker processes when there is one."""
     workers = pool._processes if pool is not None else 1
     bar = tqdm(total=len(photos), unit="image", disable=None if len(photos) > 1 else True,
-               desc=f"{workers} process{'es' if workers > 1 else ''}")  # fmt: skip
+               desc=counted(workers, "process"))  # fmt: skip
     with bar:
         if pool is None:
             for path in photos:
@@ -338,12 +339,12 @@ def predict(cfg: DictConfig) -> int:
             results[str(path)] = record
             rows += crops
             faces = len(record["faces"])
-            line = f"{path}: {faces} face{'s' * (faces != 1)}"
+            line = f"{path}: {counted(faces, 'face')}"
             (log.info if len(photos) == 1 else log.debug)(line)
     if len(photos) > 1:
         seconds = time.perf_counter() - start
-        log.info(f"{len(photos)} images in {seconds:.1f} s ({workers} process"
-                 f"{'es' * (workers > 1)}): {len(photos) / seconds:.1f} images/s")  # fmt: skip
+        log.info(f"{len(photos)} images in {seconds:.1f} s ({counted(workers, 'process')}): "
+                 f"{len(photos) / seconds:.1f} images/s")  # fmt: skip
     for path in inputs:
         if path.suffix.lower() in VIDEO_SUFFIXES:
             try:
@@ -366,5 +367,5 @@ def main(cfg: DictConfig) -> None:
     with reported_as_one_line():
         failed = predict(cfg)
     if failed:
-        print(f"error: {failed} input(s) failed; see the messages above.", file=sys.stderr)
+        print(f"error: {counted(failed, 'input')} failed; see the messages above.", file=sys.stderr)
         sys.exit(1)

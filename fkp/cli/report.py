@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fkp.errors import reported_as_one_line
+from fkp.errors import counted, reported_as_one_line
 from fkp.training.report import load_runs, plot, table
 
 
@@ -29,4 +29,4 @@ def main(argv: list[str] | None = None) -> None:
         runs = load_runs(args.folders, args.metric)
         print(table(runs, args.metric))
         out = plot(runs, args.out or Path(args.folders[0]) / "report.png")
-        print(f"curves of {len(runs)} run(s): {out}")
+        print(f"curves of {counted(len(runs), 'run')}: {out}")

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fkp.errors import FkpError
+from fkp.errors import FkpError, counted
 from fkp.files import write_text
 from fkp.landmarks import landmark_set
 
@@ -253,13 +253,14 @@ def check_images_exist(table: KeypointTable, image_dir: Path) -> None:
     folders = [n for n in table.names if (image_dir / n).is_dir()]
     if folders:
         raise FkpError(
-            f"{table.csv_path}: {len(folders)} listed image(s) in {image_dir} are folders, not "
-            f"image files: {', '.join(folders)}; put the image files there or remove their rows."
+            f"{table.csv_path}: {counted(len(folders), 'listed image')} in {image_dir}, folders,"
+            f" not image files: {', '.join(folders)}; put the image files there or remove their "
+            "rows."
         )
     missing = [n for n in table.names if not (image_dir / n).is_file()]
     if missing:
         raise FkpError(
-            f"{table.csv_path}: {len(missing)} listed image(s) missing from {image_dir}: "
+            f"{table.csv_path}: {counted(len(missing), 'listed image')} missing from {image_dir}: "
             f"{', '.join(missing)}; add them or remove their rows."
         )
 

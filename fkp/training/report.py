@@ -149,6 +149,17 @@ def table(runs: list[Run], metric: str = "val/nme") -> str:
     return "\n".join(lines)
 
 
+def nme_labels(runs: list[Run]) -> tuple[list[str], float]:
+    """Each run's legend label, and the lowest val NME (%) of all: the NME axis stops at three
+    times that, so a run whose best lies above it (a diverged one) says so in its label."""
+    best = [min([math.inf, *(100 * v for v in r.column("val/nme") if not math.isnan(v))])
+            for r in runs]  # fmt: skip
+    lowest = min(best, default=math.inf)
+    labels = [r.label + (f" (above the NME axis: its best is {b:.1f}%)" if b > 3 * lowest
+                         and math.isfinite(b) else "") for r, b in zip(runs, best)]  # fmt: skip
+    return labels, lowest
+
+
 def plot(runs: list[Run], path: str | Path) -> Path:
     """Validation NME and train/val loss per epoch of every run, one colour per run."""
     legend_rows = min(len(runs), 20)
@@ -156,15 +167,14 @@ def plot(runs: list[Run], path: str | Path) -> Path:
     nme_ax, loss_ax = fig.subplots(1, 2)
     colors = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
     any_positive_loss = False
-    lowest = math.inf
+    labels, lowest = nme_labels(runs)
     for i, run in enumerate(runs):
         if not run.records:
             continue
         color = colors(i % colors.N)
         epochs = run.column("epoch")
         nme = [100 * v for v in run.column("val/nme")]
-        nme_ax.plot(epochs, nme, marker=".", color=color, label=run.label)
-        lowest = min([lowest, *(v for v in nme if not math.isnan(v))])
+        nme_ax.plot(epochs, nme, marker=".", color=color, label=labels[i])
         loss_ax.plot(epochs, run.column("val/loss"), color=color, label=f"{run.label} (val)")
         loss_ax.plot(epochs, run.column("train/loss"), color=color, linestyle=":", alpha=0.7)
         any_positive_loss |= min(run.column("val/loss") + [math.inf]) > 0

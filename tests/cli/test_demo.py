@@ -105,7 +105,7 @@ def test_upload_a_photo_and_see_two_faces_with_68_points(demo_url, browser, phot
     assert len(faces) == 2
     assert all(len(face["keypoints"]) == 68 for face in faces)
     timing = browser.find_element(By.ID, "timing").text
-    assert "2 face(s)" in timing and "ms" in timing
+    assert "2 faces" in timing and "ms" in timing
     shown = browser.find_element(By.CSS_SELECTOR, "#result img")  # the annotated picture
     assert shown.get_attribute("src")
 
@@ -115,7 +115,7 @@ def test_the_sample_photo_that_ships_in_the_repository(demo_url, browser):
 
     _upload(browser, demo_url, ROOT / "docs" / "samples" / "astronaut.jpg")
     timing = _wait_for(browser, lambda d: d.find_element(By.ID, "timing").text or None)
-    assert "1 face(s)" in timing
+    assert "1 face," in timing
     keep = os.environ.get("FKP_DEMO_SCREENSHOT")  # the docs' picture
     if keep:
         import cv2
@@ -161,4 +161,4 @@ def test_a_photo_without_a_face_says_so(demo_url, browser, tmp_path):
     cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
     _upload(browser, demo_url, blank)
     timing = _wait_for(browser, lambda d: d.find_element(By.ID, "timing").text or None)
-    assert "0 face(s)" in timing and "no face found" in timing
+    assert "0 faces" in timing and "no face found" in timing

@@ -9,7 +9,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from fkp.training.report import load_runs, table
+from fkp.training.report import load_runs, nme_labels, plot, table
 from tests import ROOT
 from tests.conftest import QUICK, compose_train
 
@@ -109,3 +109,18 @@ def test_slurm_preset_asks_for_a_gpu_per_task_and_requeues(tmp_path, monkeypatch
     for line in ["--gpus-per-node=1", "--ntasks-per-node=1", "--partition=gpu",
                  "--signal=USR2@120", "--time=720", "--cpus-per-task=8"]:  # fmt: skip
         assert line in script, script
+
+
+def test_a_diverged_run_off_the_nme_axis_says_so_in_the_legend(tmp_path):
+    for name, nme in (("good", "0.05"), ("diverged", "0.60")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "records.csv").write_text(
+            f"epoch,lr,train/loss,val/loss,val/nme,time_s\n0,0.001,1.0,0.9,{nme},5\n"
+        )
+    runs = load_runs([tmp_path / "good", tmp_path / "diverged"])
+    labels, lowest = nme_labels(runs)
+    assert lowest == 5.0
+    assert [("above the NME axis: its best is 60.0%" in label) for label in labels] == [
+        r.path.name == "diverged" for r in runs
+    ]
+    assert plot(runs, tmp_path / "report.png").stat().st_size > 10_000
