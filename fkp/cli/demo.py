@@ -229,4 +229,18 @@ def main(cfg: DictConfig) -> None:
         print(f"fkp demo on http://{cfg.host}:{cfg.port} (Ctrl-C stops it)", flush=True)
         app.launch(server_name=str(cfg.host), server_port=int(cfg.port), theme=theme,
                    max_file_size=cfg.max_file_size, show_error=True, quiet=True,
-                   inbrowser=False, share=False)  # fmt: skip
+                   inbrowser=False, share=False, prevent_thread_lock=True)  # fmt: skip
+        serve_until_ctrl_c(app)
+
+
+def serve_until_ctrl_c(app) -> None:
+    """Serve until Ctrl-C, then stop within about two seconds: Gradio's own shutdown waits
+    for the browser's open connections (about 30 s); the page holds nothing to save."""
+    try:
+        while app.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("stopping the demo", flush=True)
+        closing = threading.Thread(target=app.close, daemon=True)
+        closing.start()
+        closing.join(timeout=2)

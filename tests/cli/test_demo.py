@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,8 +56,12 @@ def demo_url(tmp_path_factory):
             time.sleep(0.5)
     assert proc.poll() is None, proc.stdout.read()[-3000:]
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    # Ctrl-C, with the browser sessions of this module's tests still connected: stops at once
+    start = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert time.time() - start < 5 and proc.returncode == 0, out[-2000:]
+    assert "stopping the demo" in out
 
 
 @pytest.fixture(scope="module")
