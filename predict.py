@@ -8,4 +8,4 @@ import sys
 from fkp.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["predict", *sys.argv[1:]]))
+    sys.exit(main(["predict", *sys.argv[1:]], program=sys.argv[0]))

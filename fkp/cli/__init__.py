@@ -56,7 +56,10 @@ def settings_help(command: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int | None:
+def main(argv: list[str] | None = None, program: str | None = None) -> int | None:
+    """argv: the command and its overrides; program: the script that ran it (train.py in a
+    checkout), kept as sys.argv[0] so processes started again from it (Lightning's DDP
+    launcher) run the same command."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
@@ -72,5 +75,5 @@ def main(argv: list[str] | None = None) -> int | None:
     module = importlib.import_module(COMMANDS[command][0])
     if command in ARGPARSE_COMMANDS:
         return module.main(rest)
-    sys.argv = [f"fkp {command}", *rest]
+    sys.argv = [program or f"fkp {command}", *rest]
     return module.main()
