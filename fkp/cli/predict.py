@@ -292,10 +292,9 @@ def worker_count(cfg: DictConfig, photos: int, runtime: str) -> int:
 
 
 def photo_results(photos: list[Path], stems: dict[Path, str], det: FaceKeypointDetector,
-                  cfg: DictConfig, out: Path, pool=None):  # fmt: skip
+                  cfg: DictConfig, out: Path, pool=None, workers: int = 1):  # fmt: skip
     """(path, record or None, crop rows, error or None) for each photo, in input order, with
-    a progress bar on a terminal; in the pool's worker processes when there is one."""
-    workers = pool._processes if pool is not None else 1
+    a progress bar on a terminal; in the pool's `workers` processes when there is one."""
     bar = tqdm(total=len(photos), unit="image", disable=None if len(photos) > 1 else True,
                desc=counted(workers, "process"))  # fmt: skip
     with bar:
@@ -331,7 +330,8 @@ def predict(cfg: DictConfig) -> int:
         det = load_model(cfg, ckpt)  # here too: a model that cannot load is one line
         if camera is not None:
             results[str(cfg.input)] = predict_video(camera, det, cfg, out, "webcam")
-        for path, record, crops, error in photo_results(photos, stems, det, cfg, out, pool):
+        found = photo_results(photos, stems, det, cfg, out, pool, workers)
+        for path, record, crops, error in found:
             if error is not None:
                 failed += 1
                 print(f"error: {error}", file=sys.stderr)

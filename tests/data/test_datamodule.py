@@ -103,7 +103,7 @@ def test_without_cache_images_are_read_when_drawn(tiny_data, monkeypatch):
 def test_without_cache_a_missing_image_is_named_before_training(tiny_data):
     (tiny_data / "training" / io.read_keypoints_csv(tiny_data / "training_frames_keypoints.csv")
      .names[3]).unlink()  # fmt: skip
-    with pytest.raises(FkpError, match="1 listed image.s. missing"):
+    with pytest.raises(FkpError, match="1 listed image missing"):
         _datamodule(tiny_data, "data.cache=false").setup("fit")
 
 

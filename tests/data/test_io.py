@@ -73,7 +73,7 @@ def test_missing_images_are_all_listed(tmp_path):
     table = read_keypoints_csv(
         _write(tmp_path / "k.csv", [_row("a_01.jpg"), _row("b_01.jpg"), _row("c_02.jpg")])
     )
-    with pytest.raises(FkpError, match=r"2 listed image\(s\) missing .*a_01\.jpg, c_02\.jpg"):
+    with pytest.raises(FkpError, match=r"2 listed images missing .*a_01\.jpg, c_02\.jpg"):
         check_images_exist(table, tmp_path / "img")
 
 
