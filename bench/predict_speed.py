@@ -32,6 +32,7 @@ import torch
 from common import Row, hardware, print_rows
 
 from fkp.data.io import decode_image
+from fkp.errors import counted
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.predictor import FaceKeypointDetector
 from fkp.training.export import export
@@ -120,7 +121,7 @@ def per_face_rows(int8: FaceKeypointDetector, images: list[np.ndarray], predicto
 
     fkp_s, dlib_s = taking_turns(fkp_faces, dlib_faces, 10)
     fkp_ms, dlib_ms = 1e3 * fkp_s / len(faces), 1e3 * dlib_s / len(faces)
-    setting = f"{len(faces)} faces of {len(images)} photos, one at a time"
+    setting = f"{counted(len(faces), 'face')} of {counted(len(images), 'photo')}, one at a time"
     return [
         ("one pass per face: fkp, int8, framing + network + decoding", setting, fkp_ms, "ms/face"),
         ("one pass per face: dlib 68-point shape predictor", setting, dlib_ms, "ms/face"),
@@ -135,12 +136,10 @@ def photo_rows(int8: FaceKeypointDetector, paths: list[str], hog, predictor) -> 
     for path in paths:
         image = decode_image(path)
         found = len(int8(image))
-        fkp_ms = 1e3 * best_of(lambda im=image: int8(im), 3)  # without dlib: as below
-        faces = f"{found} face{'s' * (found != 1)}"
-        setting = f"{Path(path).name} ({image.shape[1]}x{image.shape[0]}, {faces})"
-        rows.append(("photo: fkp, predict.py's defaults (YuNet + int8 keypoints)", setting,
-                     fkp_ms, "ms/image"))  # fmt: skip
+        setting = f"{Path(path).name} ({image.shape[1]}x{image.shape[0]}, {counted(found, 'face')})"
+        what = "photo: fkp, predict.py's defaults (YuNet + int8 keypoints)"
         if hog is None:
+            rows.append((what, setting, 1e3 * best_of(lambda im=image: int8(im), 3), "ms/image"))
             continue
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
@@ -148,10 +147,11 @@ def photo_rows(int8: FaceKeypointDetector, paths: list[str], hog, predictor) -> 
             return [predictor(im, r) for r in hog(g, 1)]
 
         fkp_s, dlib_s = taking_turns(lambda im=image: int8(im), dlib_photo, 1, rounds=4)
-        fkp_ms, dlib_ms = 1e3 * fkp_s, 1e3 * dlib_s
-        rows[-1] = (*rows[-1][:2], fkp_ms, "ms/image")  # the figure measured in turns
-        rows.append(("photo: dlib HOG + shape predictor", setting, dlib_ms, "ms/image"))
-        rows.append(("photo: fkp / dlib (target <= 0.5)", setting, fkp_ms / dlib_ms, "x"))
+        rows += [
+            (what, setting, 1e3 * fkp_s, "ms/image"),
+            ("photo: dlib HOG + shape predictor", setting, 1e3 * dlib_s, "ms/image"),
+            ("photo: fkp / dlib (target <= 0.5)", setting, fkp_s / dlib_s, "x"),
+        ]
     return rows
 
 

