@@ -29,7 +29,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Components of one kind by name. kind: what they are ("backbone"); option: the setting
     that names one, for messages ("model.network"); package: where they are defined (every
-    module in it is imported before the first look-up, so a new file there is all it takes)."""
+    module in it is imported the first time a name is not yet registered, or the names are
+    listed, so a new file there is all it takes; a name already registered costs no import,
+    so reading a CSV never loads the training modules beside its reader)."""
 
     def __init__(self, kind: str, option: str, package: str | None = None) -> None:
         self.kind, self.option, self.package = kind, option, package
@@ -58,8 +60,7 @@ class Registry(Generic[T]):
 
     def get(self, name: object) -> T:
         """The component called `name`; anything else is one line naming the choices."""
-        self._discover()
-        if not isinstance(name, str) or name not in self._items:
+        if not isinstance(name, str) or name not in self:
             raise FkpError(
                 f"{self.option}={str(name)[:100]} is unknown; use one of {', '.join(self)}."
             )
@@ -73,7 +74,8 @@ class Registry(Generic[T]):
         return factory(*args, **settings)
 
     def __contains__(self, name: object) -> bool:
-        self._discover()
+        if name not in self._items:
+            self._discover()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

@@ -29,10 +29,11 @@ from fkp.data.download import ensure_dataset
 from fkp.data.io import check_images_exist, read_keypoints_csv
 from fkp.errors import FkpError
 from fkp.models.backbones import load_pretrained
+from fkp.models.stored import read_checkpoint
 from fkp.runtime.predictor import FaceKeypointDetector, pretrained_path
 from fkp.runtime.preprocess import read_preprocessing
 from fkp.training.callbacks import BestCheckpoint
-from fkp.training.checkpoints import AtomicCheckpointIO, read_checkpoint
+from fkp.training.checkpoints import AtomicCheckpointIO
 from tests import ROOT
 from tests.conftest import QUICK, compose_train
 

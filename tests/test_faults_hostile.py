@@ -19,9 +19,11 @@ import torch
 
 from fkp.cli.train import train
 from fkp.errors import FkpError
+from fkp.models.stored import read_checkpoint
+from fkp.plain import check_plain_data
 from fkp.runtime.predictor import FaceKeypointDetector
 from fkp.runtime.preprocess import read_preprocessing
-from fkp.training.checkpoints import accepted_callback_states, check_plain_data, read_checkpoint
+from fkp.training.checkpoints import accepted_callback_states
 from tests.conftest import QUICK, compose_train
 from tests.test_faults import _mounted, _one_line_error, _run
 

@@ -30,9 +30,9 @@ def training_rows(cfg: DictConfig):
     in the group's format."""
     split: FaceKeypointsDataModule = build(cfg.data)
     split.prepare_data()
-    table, folder = split.read_split("train")
-    if split.val_split != "test":
-        table = table.subset(np.flatnonzero(~split.val_rows(table.names)))
+    table, folder = split.splits.read_split("train")
+    if split.splits.val_split != "test":
+        table = table.subset(np.flatnonzero(~split.splits.val_rows(table.names)))
     if cfg.limit:
         table = table.subset(np.arange(min(cfg.limit, len(table))))
     return table, load_images(table, folder)

@@ -144,7 +144,7 @@ def evaluate(cfg: DictConfig) -> dict:
             f"{det.transform.landmarks.num_points} points ({det.transform.landmarks.name}); "
             "set dlib=false."
         )
-    data_config = det.model.module.hparams.data_config
+    data_config = det.model.module.hparams["data_config"]
     if cfg.precision != "float32":  # the network as export.py precision=... writes it
         calibration = None
         if cfg.precision == "int8":

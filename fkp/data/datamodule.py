@@ -4,7 +4,6 @@ annotation list) as a data module."""
 from __future__ import annotations
 
 import logging
-import re
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fkp.data.download import RELEASE_URL, TEST_CSV, TRAIN_CSV, ensure_dataset
-from fkp.data.formats import DATA_FORMATS
 from fkp.data.io import (
     ImageFiles,
     KeypointTable,
@@ -26,11 +24,11 @@ from fkp.data.io import (
     check_points_in_images,
     image_sizes,
     load_images,
-    person_of,
 )
+from fkp.data.splits import DataSplits
 from fkp.data.transforms import KeypointTransform, build_framing, build_transforms
 from fkp.errors import FkpError
-from fkp.landmarks import LandmarkSet, landmark_set
+from fkp.landmarks import LandmarkSet
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +93,8 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
     annotation lists, and test_subset picks one attribute subset of the test list. Validation
     comes from the training rows: split by person (default; frames of one person never
     straddle train and val; `person_pattern` says how names give the person), by frame, or
-    `val_split=test` to validate on the test set as the original write-up did.
+    `val_split=test` to validate on the test set as the original write-up did. Which rows go
+    where is `self.splits` (`fkp.data.splits.DataSplits`), which evaluation uses too.
 
     image_size, grayscale, margin, frame_scale, mean, std: the framing and input format,
     shared by the training transform (framing + `train_transforms`) and the evaluation one
@@ -141,16 +140,12 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         cache: bool = True,
     ) -> None:
         super().__init__()
-        self.read_format = DATA_FORMATS.get(format)  # a reader (fkp.data.formats)
-        self.format = format
-        self.test_subset = test_subset
-        self.person_pattern = re.compile(person_pattern) if person_pattern else None
-        self.landmarks = landmark_set(landmarks, "data.landmarks")
-        if val_split not in ("person", "frame", "test"):
-            raise FkpError(f"data.val_split={val_split!r} is unknown; use person, frame or test.")
-        if val_split != "test" and not 0 < val_fraction < 1:
-            raise FkpError(f"data.val_fraction={val_fraction} must lie between 0 and 1.")
-        self.data_dir = Path(data_dir).expanduser()
+        self.splits = DataSplits(
+            data_dir, train_csv, test_csv, train_images, test_images, val_split, val_fraction,
+            seed, landmarks, format, test_subset, person_pattern,
+        )  # fmt: skip
+        self.landmarks = self.splits.landmarks
+        self.data_dir = self.splits.data_dir
         shared = dict(
             image_size=image_size,
             frame_scale=frame_scale,
@@ -165,10 +160,6 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         framing = build_framing(train_framing, "data.train_framing")
         self.train_transform = KeypointTransform(transforms=train_steps, framing=framing, **shared)
         self.eval_transform = KeypointTransform(transforms=eval_steps, **shared)
-        self.files = {"train": (train_csv, train_images), "test": (test_csv, test_images)}
-        self.val_split = val_split
-        self.val_fraction = val_fraction
-        self.seed = seed
         self.limit = limit
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -189,7 +180,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
         if which not in self._tables:
             if not self.data_dir.is_dir():
                 self.prepare_data()
-            table, folder = self.read_split(which)
+            table, folder = self.splits.read_split(which)
             if self.limit:
                 table = table.subset(np.arange(min(self.limit, len(table))))
             check_extent(table)
@@ -204,24 +195,6 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             self._tables[which] = table
         return self._tables[which], self._images[which]
 
-    def read_split(self, which: str) -> tuple[KeypointTable, Path]:
-        """The annotations of "train" or "test" in the configured format, and the folder their
-        image names are relative to."""
-        source, image_folder = self.files[which]
-        table, folder = self.read_format(
-            self.data_dir, source, image_folder, self.landmarks.num_points
-        )
-        if which == "test" and self.test_subset:  # a subset the format's attributes mark
-            attributes = table.attributes or {}
-            if self.test_subset not in attributes:
-                choices = ", ".join(attributes) or f"none in data.format={self.format}"
-                raise FkpError(
-                    f"data.test_subset={self.test_subset} is unknown; use one of {choices}, "
-                    "or null for the whole test set."
-                )
-            table = table.subset(np.flatnonzero(attributes[self.test_subset] == 1))
-        return table, folder
-
     def _dataset(self, which: str, rows: np.ndarray | None, transform: KeypointTransform):
         table, images = self._load(which)
         if rows is not None:
@@ -231,39 +204,14 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
             )
         return KeypointsDataset(images, table.keypoints, table.names, transform)
 
-    def val_rows(self, names: list[str]) -> np.ndarray:
-        """Boolean mask over the training CSV's rows that go to validation."""
-        rng = np.random.default_rng(self.seed)
-        if self.val_split == "frame":
-            mask = np.zeros(len(names), dtype=bool)
-            mask[rng.permutation(len(names))[: max(1, round(len(names) * self.val_fraction))]] = (
-                True
-            )
-            return mask
-        persons = np.array([self.person(n) for n in names])
-        unique = np.unique(persons)
-        chosen = rng.permutation(unique)[: max(1, round(len(unique) * self.val_fraction))]
-        return np.isin(persons, chosen)
-
-    def person(self, name: str) -> str:
-        """Who an image shows, for the person split: the first match of data.person_pattern
-        (its first group, if it has one) in the image's path, or by default the file name
-        without its trailing _NN (YouTube Faces' frame numbering)."""
-        if self.person_pattern is None:
-            return person_of(name)
-        match = self.person_pattern.search(name)
-        if match is None:
-            return name  # an image the pattern does not group stands alone
-        return match.group(1) if match.groups() else match.group(0)
-
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "train" not in self.datasets:
-            if self.val_split == "test":
+            if self.splits.val_split == "test":
                 self.datasets["train"] = self._dataset("train", None, self.train_transform)
                 self.datasets["val"] = self._dataset("test", None, self.eval_transform)
             else:
                 table, _ = self._load("train")
-                val = self.val_rows(table.names)
+                val = self.splits.val_rows(table.names)
                 if val.all():
                     raise FkpError(
                         f"{table.csv_path}: too few people or rows to split off validation; "

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.io import (
     check_extent,
     check_images_exist,
@@ -23,6 +22,7 @@ from fkp.data.io import (
     decode_image,
     read_keypoints_csv,
 )
+from fkp.data.splits import DataSplits
 from fkp.errors import FkpError
 from fkp.landmarks import landmark_set
 
@@ -58,7 +58,7 @@ def load_faces(
         files = stored_files(data_config, cfg)
         if cfg.subset is not None:
             files["test_subset"] = cfg.subset
-        split = FaceKeypointsDataModule(
+        split = DataSplits(
             cfg.data_dir, landmarks=data_config.get("landmarks"), **split_settings, **files
         )
         table, folder = split.read_split("test" if use_test else "train")
@@ -80,7 +80,7 @@ def load_faces(
     return table.names, table.keypoints, images
 
 
-def test_faces_of(table, split: FaceKeypointsDataModule, cfg: Mapping[str, Any], settings: dict):
+def test_faces_of(table, split: DataSplits, cfg: Mapping[str, Any], settings: dict):
     """The test faces of the people a person-split model never trained on (its validation
     people: people=held_out), or of the people it trained on (people=seen). Every test person
     of YouTube Faces also appears in its training CSV, so whole-split figures flatter a model."""

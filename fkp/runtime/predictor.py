@@ -108,7 +108,8 @@ class Face:
 
 
 def eval_transform_of(model: Any, where: str = "checkpoint") -> Preprocessing:
-    """The evaluation transform a KeypointModule was trained with, from its checkpoint.
+    """The evaluation transform a trained network (`TrainedNetwork`, `KeypointModule`) was
+    trained with, from its checkpoint.
 
     The checkpoint is data: its transform specs are built from an allow-list only."""
     data = model.hparams.get("data_config")
@@ -153,7 +154,7 @@ class FaceKeypointDetector:
         refine: int | None = None,
     ) -> None:
         """model: images (B, C, S, S) float32 -> keypoints (B, K, 2) in [-1, 1], NumPy in and
-        out: an `OnnxModel`, or a KeypointModule behind `fkp.training.export.TorchNetwork`.
+        out: an `OnnxModel`, or a `TrainedNetwork` behind `fkp.training.export.TorchNetwork`.
         Settings left as None are predict.py's (`usage_defaults`)."""
         defaults = usage_defaults()
         self.model = model
@@ -181,7 +182,7 @@ class FaceKeypointDetector:
         on the CPU, torch on a GPU). precision: "auto" (int8 where an int8 network ships: the
         shipped model on onnxruntime), "float32" or "int8" (`twin_onnx`). Every setting left
         as None takes predict.py's default (`usage_defaults`: YuNet, 2 refinement passes, no
-        flip test, auto, CPU, auto). Needs PyTorch and Lightning (a checkpoint is theirs),
+        flip test, auto, CPU, auto). Needs PyTorch (never Lightning: `TrainedNetwork`),
         except for a shipped model on onnxruntime, which runs from its exported twin
         (fkp/weights/<name>.int8.onnx or <name>.onnx). threads: onnxruntime's threads (None:
         one per core)."""
@@ -193,13 +194,13 @@ class FaceKeypointDetector:
         twin = twin_onnx(path, runtime, precision)
         if twin is not None:
             return cls.from_onnx(twin, detector, flip_test, threads, refine)
+        from fkp.models.stored import TrainedNetwork
         from fkp.training.export import TorchNetwork, onnx_runtime_model
-        from fkp.training.module import KeypointModule
 
         if not path.is_file():
             raise FkpError(f"{path}: no such checkpoint; pass a .ckpt written by train.py.")
         try:
-            model = KeypointModule.restore(path, map_location=device)
+            model = TrainedNetwork.restore(path, map_location=device)
         except FkpError:
             raise
         except Exception as e:  # a file that is not a Lightning checkpoint fails in many ways

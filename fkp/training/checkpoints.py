@@ -1,4 +1,5 @@
-"""Reading checkpoints as data, and checking a resume before training starts.
+"""Checkpoints in training: atomic writes, the callback records a resume may use, and checking
+a resume before training starts (reading a checkpoint as data: `fkp.models.stored`).
 
 A checkpoint is a file a user passes in, so it is loaded with torch's weights-only unpickler
 (tensors, numbers, strings, lists and dicts; no classes, no calls) and its settings are used
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,67 +19,10 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from fkp.errors import FkpError
 from fkp.files import atomic_write
-from fkp.plain import MAX_VALUES, check_plain_data
+from fkp.models.stored import read_checkpoint
 
 # What a training checkpoint (last.ckpt, epoch_*.ckpt) holds beyond weights and settings.
 TRAINING_STATE = ("optimizer_states", "loops", "epoch", "global_step")
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents, loaded weights-only on the CPU.
-
-    Empty, truncated or foreign files, and files holding code (pickled objects other than
-    tensors and plain containers), raise one FkpError each.
-    """
-    path = Path(path)
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "no such file"
-        raise FkpError(f"{path}: {what}; pass a .ckpt written by train.py or export.py.")
-    if path.stat().st_size == 0:
-        raise FkpError(f"{path}: the file is empty (a save was interrupted); use another one.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "GLOBAL" in str(e):  # the file names a class or function to call
-            raise FkpError(
-                f"{path}: holds Python objects, not only weights and settings, so fkp will not "
-                "load it (a checkpoint must be data); use one written by fkp's train.py."
-            ) from None
-        raise FkpError(
-            f"{path}: not an fkp checkpoint (not a readable checkpoint file); pass a .ckpt "
-            "from outputs/<task>/<run>/checkpoints/."
-        ) from None
-    except (EOFError, RuntimeError, OSError, ValueError) as e:
-        raise FkpError(
-            f"{path}: not a readable checkpoint (truncated or not a checkpoint: "
-            f"{type(e).__name__}); use another one, e.g. the run's epoch_*.ckpt."
-        ) from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise FkpError(f"{path}: not an fkp checkpoint (no model weights); check the path.")
-    check_plain_data(checkpoint, str(path), skip=("state_dict",))
-    if len(checkpoint["state_dict"]) > MAX_VALUES or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor)
-        for k, v in checkpoint["state_dict"].items()
-    ):
-        raise FkpError(f"{path}: its weights are not named tensors; use another checkpoint.")
-    settings = checkpoint.get("hyper_parameters")
-    if not isinstance(settings, dict) or not isinstance(settings.get("network"), str):
-        raise FkpError(f"{path}: not an fkp checkpoint (no model settings); check the path.")
-    return checkpoint
-
-
-def load_weights(model: torch.nn.Module, state_dict: dict, source: str | Path) -> None:
-    """Copy a checkpoint's weights into the model; a mismatch is one whole sentence."""
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        detail = " ".join(str(e).split())
-        if len(detail) > 200:
-            detail = detail[:200].rsplit(" ", 1)[0] + " ..."
-        raise FkpError(
-            f"{source}: its weights do not fit the model ({detail}); use the model settings "
-            "it was trained with."
-        ) from None
 
 
 def check_resume(

@@ -18,6 +18,7 @@ import torch
 
 from fkp.errors import FkpError
 from fkp.files import atomic_write, atomic_write_all
+from fkp.models.stored import read_checkpoint
 from fkp.runtime.onnx import OnnxModel
 from fkp.runtime.preprocess import (
     OPTIONAL_SETTINGS,
@@ -25,7 +26,6 @@ from fkp.runtime.preprocess import (
     Preprocessing,
     preprocessing_path,
 )
-from fkp.training.checkpoints import read_checkpoint
 
 PRECISIONS = ("float32", "int8", "float16")
 
@@ -51,9 +51,10 @@ def export_with_preprocessing(
     precision: str = "float32",
     calibration: np.ndarray | None = None,
 ) -> tuple[Path, Path]:
-    """Export a KeypointModule and write its preprocessing JSON beside it, both or neither:
-    a failure (a full disk) leaves any earlier pair under these names whole. precision and
-    calibration: as `with_precision` (ONNX only)."""
+    """Export a trained network (`TrainedNetwork` or `KeypointModule`) and write its
+    preprocessing JSON beside it, both or neither: a failure (a full disk) leaves any earlier
+    pair under these names whole. precision and calibration: as `with_precision` (ONNX
+    only)."""
     network = export(model, transform, io.BytesIO(), fmt).getvalue()
     if precision != "float32":
         if fmt != "onnx":
@@ -71,7 +72,7 @@ def export_with_preprocessing(
 def export(
     model: torch.nn.Module, transform: Preprocessing, path: Path | io.BytesIO, fmt: str
 ) -> Path | io.BytesIO:
-    """Export a KeypointModule's network (images (B, C, S, S) -> keypoints (B, 68, 2) in
+    """Export a trained network's `net` (images (B, C, S, S) -> keypoints (B, 68, 2) in
     [-1, 1], decoded by its head) with a dynamic batch size, to a file (whole or not at all)
     or an in-memory buffer. Only the bare network is traced: nothing of Lightning."""
     model = model.net.eval().cpu()
@@ -206,7 +207,7 @@ def _quantized(network: bytes, calibration: np.ndarray) -> bytes:
 def slim_checkpoint(
     source: str | Path, path: Path, half: bool = False, setting: str | None = None
 ) -> Path:
-    """Keep only what `KeypointModule.restore` needs (weights, hyperparameters): a training
+    """Keep only what `TrainedNetwork.restore` needs (weights, hyperparameters): a training
     checkpoint also carries optimizer state and callback records, twice to three times the
     size, which a model that ships in the package should not.
 
@@ -226,7 +227,7 @@ def slim_checkpoint(
 
 
 class TorchNetwork:
-    """A KeypointModule behind the runtime's call: images (B, C, S, S) float32 NumPy in,
+    """A trained network behind the runtime's call: images (B, C, S, S) float32 NumPy in,
     keypoints (B, K, 2) float32 NumPy out, run on `device` without gradients."""
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:

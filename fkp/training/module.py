@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,45 +15,11 @@ from fkp.errors import FkpError
 from fkp.evaluation.metrics import KeypointMetrics
 from fkp.geometry import to_image
 from fkp.landmarks import landmark_set
-from fkp.models.backbones import build_network, upgrade_state_dict
-from fkp.training.checkpoints import accepted_callback_states, load_weights, read_checkpoint
+from fkp.models.backbones import upgrade_state_dict
+from fkp.models.stored import keypoint_network, load_weights, read_checkpoint, stored_settings
+from fkp.training.checkpoints import accepted_callback_states
 
 log = logging.getLogger("fkp.train")
-
-# The hyperparameters a checkpoint may set (the network and its input; the rest is training).
-_SETTINGS = ("network", "grayscale", "image_size", "network_kwargs", "head", "landmarks",
-             "monitor", "data_config")  # fmt: skip
-
-
-# A network is built from its settings before its weights are read, so a crafted checkpoint
-# could ask for one too large to build: every number in them is bounded.
-MAX_NETWORK_SETTING = 4096
-
-
-def _check_settings(settings: dict[str, Any], path: str | Path) -> None:
-    size = settings.get("image_size")
-    if type(size) is not int or not 16 <= size <= 1024:
-        raise FkpError(f"{path}: its image_size={str(size)[:40]} is out of range (16-1024).")
-
-    def walk(value: Any, where: str) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                walk(child, f"{where}.{key}")
-        elif isinstance(value, list | tuple):
-            for i, child in enumerate(value):
-                walk(child, f"{where}[{i}]")
-        elif (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and not (math.isfinite(value) and abs(value) <= MAX_NETWORK_SETTING)
-        ):
-            raise FkpError(
-                f"{path}: its {where}={value} is out of range (at most "
-                f"{MAX_NETWORK_SETTING}); use a checkpoint written by fkp."
-            )
-
-    for key in ("network_kwargs", "head"):
-        walk(settings.get(key), key)
 
 
 class KeypointModule(pl.LightningModule):
@@ -92,15 +57,15 @@ class KeypointModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"])
         self.landmarks = landmark_set(landmarks, "model.landmarks")
-        self.net = build_network(
+        self.net = keypoint_network(
+            self.landmarks,
             network,
-            1 if grayscale else 3,
+            grayscale,
             image_size,
+            network_kwargs,
+            head,
             pretrained,
             weights,
-            head=dict(head) if head else None,
-            num_points=self.landmarks.num_points,
-            **(network_kwargs or {}),
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -114,17 +79,11 @@ class KeypointModule(pl.LightningModule):
     def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
         """Load a trained model for evaluation or prediction (no pretrained download).
 
-        The file is read as data (`fkp.training.checkpoints.read_checkpoint`): its settings choose a
+        The file is read as data (`fkp.models.stored.read_checkpoint`): its settings choose a
         network from fkp's registry and nothing else.
         """
         checkpoint = read_checkpoint(path)
-        settings = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
-                    if k in _SETTINGS}  # fmt: skip
-        settings.update(pretrained=False, weights=None)
-        _check_settings(settings, path)
-        if settings.get("landmarks") is not None:  # a stored name may only be a shipped set
-            marks = landmark_set(settings["landmarks"], f"{path} landmarks", files=False)
-            settings["landmarks"] = marks.to_dict()
+        settings = stored_settings(checkpoint, path)
         try:
             model = cls(**settings)
         except TypeError as e:

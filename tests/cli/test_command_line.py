@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests import ROOT
+from tests.conftest import SYNTHETIC
 
 
 def _run(script: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
@@ -98,3 +99,28 @@ def test_predict_with_the_shipped_model_never_imports_lightning_or_torch(tmp_pat
                      "predict", f"input={photo}", f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "keypoints.json").is_file()
+
+
+LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")
+CHECKPOINT = ROOT / "fkp" / "weights" / "fast.ckpt"
+
+
+@pytest.mark.parametrize(
+    "command,args,written",
+    [
+        ("predict", ["input=docs/samples/astronaut.jpg", "runtime=torch"], "keypoints.json"),
+        ("predict", ["input=docs/samples/astronaut.jpg", "runtime=onnx"], "keypoints.json"),
+        ("eval", [f"data_dir={SYNTHETIC}", "limit=4", "protocols=[gt]", "worst=0"],
+         "metrics.json"),
+        ("eval", [f"data_dir={SYNTHETIC}", "split=val", "limit=4", "protocols=[gt]",
+                  "worst=0", "precision=int8"], "metrics.json"),
+        ("export", ["format=onnx"], "fast.onnx"),
+    ],
+)  # fmt: skip
+def test_using_a_checkpoint_never_imports_lightning(command, args, written, tmp_path):
+    """A .ckpt is read as weights and settings (`fkp.models.stored.TrainedNetwork`): only
+    training needs Lightning, so the other commands start seconds sooner."""
+    done = _refusing(LIGHTNING, command, f"ckpt_path={CHECKPOINT}", *args,
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / written).is_file()

@@ -20,6 +20,7 @@ from fkp.cli.train import train
 from fkp.data.datamodule import FaceKeypointsDataModule
 from fkp.data.formats import read_300w, read_pts, read_wflw, write_pts
 from fkp.data.io import read_keypoints_csv
+from fkp.data.splits import DataSplits
 from fkp.errors import FkpError
 from tests import FIXTURES, ROOT
 from tests.conftest import QUICK, compose_train
@@ -140,16 +141,16 @@ def test_wflw_data_config_reads_the_test_subsets(tmp_path):
     settings = OmegaConf.to_container(cfg.data, resolve=True)
     settings = {k: v for k, v in settings.items() if k not in ("_target_", "_recursive_")}
     dm = FaceKeypointsDataModule(**{**settings, "test_subset": "pose"})
-    table, folder = dm.read_split("test")
+    table, folder = dm.splits.read_split("test")
     assert table.names == names[1:] and (folder / table.names[0]).is_file()
     with pytest.raises(FkpError, match="data.test_subset=glasses is unknown"):
-        FaceKeypointsDataModule(**{**settings, "test_subset": "glasses"}).read_split("test")
+        FaceKeypointsDataModule(**{**settings, "test_subset": "glasses"}).splits.read_split("test")
 
 
 def test_person_pattern_groups_names():
-    dm = FaceKeypointsDataModule("x", person_pattern=r"^(\w+?)_\d+")
-    assert dm.person("indoor_001.png") == "indoor" and dm.person("misc.png") == "misc.png"
-    assert FaceKeypointsDataModule("x").person("Kim_Clijsters_40.jpg") == "Kim_Clijsters"
+    splits = DataSplits("x", person_pattern=r"^(\w+?)_\d+")
+    assert splits.person("indoor_001.png") == "indoor" and splits.person("misc.png") == "misc.png"
+    assert DataSplits("x").person("Kim_Clijsters_40.jpg") == "Kim_Clijsters"
 
 
 def test_a_model_trains_on_a_300w_folder_end_to_end(tmp_path):
