@@ -42,6 +42,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up re
 MAX_MEGAPIXELS = 50  # a 50 MP photo takes about 150 MB decoded; beyond that, resize first
 MAX_FACES = 64  # the largest faces of a photo get keypoints; a crowd cannot stall the page
 QUEUE_WORKERS, QUEUE_SIZE = 2, 32  # requests served at once, and waiting
+THUMBNAIL_SIDE = 256  # the uploaded photo, shown under its file name at most this many pixels
 CACHED_MODELS = 4  # detectors kept loaded (about 30 MB each); the least recently used goes
 
 
@@ -131,6 +132,21 @@ def read_upload(path: str | None) -> np.ndarray:
         raise not_an_image from None
 
 
+def thumbnail(path: str | None) -> np.ndarray | None:
+    """The uploaded photo reduced to THUMBNAIL_SIDE, shown beside its file name so the visitor
+    sees which photo the keypoints are for; None where fkp cannot read it (the keypoints
+    request says why)."""
+    try:
+        image = read_upload(path)
+    except FkpError:
+        return None
+    scale = THUMBNAIL_SIDE / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def find_keypoints(
     models: Models, path: str | None, spec: str, refine: int, flip_test: bool, parts: bool
 ) -> tuple[np.ndarray | None, str, str]:
@@ -188,6 +204,8 @@ def build_app(cfg: DictConfig):
                 # not a photo gets fkp's message rather than the widget's
                 upload = gr.File(label="photo", file_types=["image"], type="filepath",
                                  elem_id="photo")  # fmt: skip
+                preview = gr.Image(label="your photo", interactive=False, height=160,
+                                   elem_id="thumbnail", buttons=[])  # fmt: skip
                 picture = gr.Image(label="or a webcam picture", sources=["webcam"],
                                    type="filepath", elem_id="webcam")  # fmt: skip
                 model = gr.Dropdown(choices, value=initial, label="model", elem_id="model")
@@ -206,6 +224,8 @@ def build_app(cfg: DictConfig):
         outputs = [shown, text, timing]
         button.click(run, [upload, picture, model, refine, flip, parts], outputs)
         upload.upload(run, [upload, picture, model, refine, flip, parts], outputs)
+        upload.upload(thumbnail, upload, preview)
+        upload.clear(lambda: None, None, preview)
         no_file = gr.State(None)  # a new webcam picture wins over an earlier upload
         picture.input(run, [no_file, picture, model, refine, flip, parts], outputs)
     # one queue for every visitor: QUEUE_WORKERS requests at a time, the rest wait their turn

@@ -113,6 +113,9 @@ def test_upload_a_photo_and_see_two_faces_with_68_points(demo_url, browser, phot
     assert "2 faces" in timing and "ms" in timing
     shown = browser.find_element(By.CSS_SELECTOR, "#result img")  # the annotated picture
     assert shown.get_attribute("src")
+    # the upload itself, reduced, under its file name
+    thumb = _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#thumbnail img"))
+    assert thumb[0].get_attribute("src")
 
 
 def test_the_sample_photo_that_ships_in_the_repository(demo_url, browser):
