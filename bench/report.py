@@ -4,12 +4,13 @@ fkp beside dlib as ratios where both do the same job.
     OMP_NUM_THREADS=1 FKP_DATA_DIR=../shared/data/youtube_faces python bench/report.py \\
         [--ckpt <file.ckpt>] [--eval outputs/eval/<run>/metrics.json]
 
-Runs bench/data_pipeline.py, bench/loader_memory.py, bench/train_speed.py,
-bench/predict_speed.py (network, one pass per face and whole photos against dlib),
-bench/detectors.py, bench/video_track.py (tracking and predict.py on a video file against
-dlib) and bench/folder_speed.py in turn, about 15 minutes on 2 CPU cores, and adds the NME
-rows of an eval.py run when given. dlib's rows need the bench extra; MediaPipe has no rows:
-its model-bundling wheel needs numpy < 2, which fkp's dependencies do not allow.
+Runs bench/startup.py (each command's wall clock until its work), bench/data_pipeline.py,
+bench/loader_memory.py, bench/train_speed.py, bench/predict_speed.py (network, one pass per
+face and whole photos against dlib), bench/detectors.py, bench/video_track.py (tracking and
+predict.py on a video file against dlib) and bench/folder_speed.py in turn, about 17
+minutes on 2 CPU cores, and adds the NME rows of an eval.py run when given. dlib's rows
+need the bench extra; MediaPipe has no rows: its model-bundling wheel needs numpy < 2,
+which fkp's dependencies do not allow.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import detectors
 import folder_speed
 import loader_memory
 import predict_speed
+import startup
 import train_speed
 import video_track
 from common import Row, cpu_name, hardware, print_rows
@@ -44,6 +46,7 @@ def main() -> None:
     # inference first: PyTorch's training threads, once started, keep spinning a while
     obamas = str(data.parent / "images" / "obamas.jpg")
     sections: list[tuple[list[Row], str]] = [
+        (startup.measure(2), f"{cpu_name()}, wall clock"),
         (predict_speed.measure(args.ckpt, photos), one_thread),
         (detectors.measure(data, ["yunet", "haar"]), one_thread),
         (video_track.measure(obamas, args.ckpt, 2), one_thread),

@@ -5,7 +5,7 @@ python bench/runtime_footprint.py [--image docs/samples/astronaut.jpg] [--repeat
 Each path runs in fresh interpreters (the best of --repeats): import fkp's API, load the
 shipped model, find the keypoints of one photo. "runtime" is what `from_pretrained()` does on
 a CPU (the shipped ONNX file: NumPy, OpenCV, onnxruntime); "PyTorch" is
-`from_pretrained(runtime="torch")` (the checkpoint: torch and Lightning loaded).
+`from_pretrained(runtime="torch")` (the checkpoint, read by PyTorch; Lightning is not loaded).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from common import Row, cpu_name, print_rows
+
+from fkp.errors import counted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +57,7 @@ def main() -> None:
         runs = [run(args.image, runtime) for _ in range(args.repeats)]
         best = {k: min(r[k] for r in runs) for k in ("import", "load", "first", "rss_mib")}
         loaded = ", ".join(runs[0]["heavy"]) or "none of torch, Lightning, Hydra, albumentations"
-        setting = f"{Path(args.image).name}, {runs[0]['faces']} face(s); loaded: {loaded}"
+        setting = f"{Path(args.image).name}, {counted(runs[0]['faces'], 'face')}; loaded: {loaded}"
         rows.append((f"{name}: import fkp", setting, 1e3 * best["import"], "ms"))
         rows.append((f"{name}: import + model + first photo", setting,
                      1e3 * (best["import"] + best["load"] + best["first"]), "ms"))  # fmt: skip
