@@ -4,6 +4,7 @@ annotation list) as a data module."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,23 @@ from fkp.errors import FkpError
 from fkp.landmarks import LandmarkSet
 
 log = logging.getLogger(__name__)
+
+# The images each split decoded last, kept for the next job of a sweep run in this process
+# (Hydra's basic launcher runs `-m` jobs one after another): a job reading the same image
+# files, unchanged, in the same colour mode starts without decoding them again. One entry per
+# split, replaced by the next data set: a single run holds no more memory than before.
+_DECODED: dict[str, tuple[tuple, list[np.ndarray]]] = {}
+
+
+def _decoded_key(folder: Path, names: list[str], grayscale: bool) -> tuple | None:
+    """What decoding a table's images depends on (paths, each file's size and modification
+    time, the colour mode); None where a file cannot be read (decoding then says which)."""
+    try:
+        stats = [os.stat(folder / name) for name in names]
+    except OSError:
+        return None
+    files = tuple((s.st_size, s.st_mtime_ns) for s in stats)
+    return str(folder.resolve()), tuple(names), files, grayscale
 
 
 class KeypointsDataset(Dataset):
@@ -185,9 +203,22 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
                 table = table.subset(np.arange(min(self.limit, len(table))))
             check_extent(table)
             if self.cache:
-                log.info("decoding %d images of %s", len(table), table.csv_path.name)
-                prepare = self.train_transform.prepare
-                self._images[which] = load_images(table, folder, prepare=prepare)
+                key = _decoded_key(folder, list(table.names), self.train_transform.grayscale)
+                kept = _DECODED.pop(which, None)
+                if key is not None and kept is not None and kept[0] == key:
+                    log.info("%s: reusing the %d images the previous job decoded",
+                             table.csv_path.name, len(table))  # fmt: skip
+                    images = kept[1]
+                    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32)
+                    check_points_in_images(table, sizes.reshape(-1, 2))
+                else:
+                    del kept  # freed before the new images are decoded
+                    log.info("decoding %d images of %s", len(table), table.csv_path.name)
+                    prepare = self.train_transform.prepare
+                    images = load_images(table, folder, prepare=prepare)
+                self._images[which] = images
+                if key is not None:
+                    _DECODED[which] = (key, images)
             else:  # the loader workers decode each image when its sample is drawn
                 check_images_exist(table, folder)
                 check_points_in_images(table, image_sizes(folder, table.names))

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -76,6 +78,32 @@ def test_images_are_decoded_once_for_all_epochs(tiny_data, monkeypatch):
                 pass
     dm.setup("fit")
     assert len(calls) == 40
+
+
+def test_the_next_job_of_a_sweep_reuses_the_decoded_images(tiny_data, monkeypatch):
+    """Jobs of an in-process sweep decode the same files once; a change of colour mode or a
+    replaced image file decodes afresh."""
+    calls = []
+    real = io.decode_image
+    monkeypatch.setattr(io, "decode_image", lambda p: calls.append(p) or real(p))
+
+    def setup(*overrides: str) -> FaceKeypointsDataModule:
+        dm = _datamodule(tiny_data, "data.val_split=frame", *overrides)
+        dm.setup("fit")
+        return dm
+
+    first = setup()
+    second = setup("data.image_size=96")  # another input size: the same decoded images
+    assert len(calls) == 40
+    assert second._images["train"] is first._images["train"]
+    assert len(second.datasets["train"]) == len(first.datasets["train"])
+    setup("data.grayscale=false")
+    assert len(calls) == 80
+    image = tiny_data / "training" / first.datasets["train"].names[0]
+    stat = image.stat()
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    setup("data.grayscale=false")
+    assert len(calls) == 120
 
 
 def test_without_cache_images_are_read_when_drawn(tiny_data, monkeypatch):

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -105,6 +106,10 @@ def test_multirun_runs_each_job_in_its_own_directory(tmp_path):
     lrs = [float(_records(job)[0]["lr"]) for job in jobs]
     assert lrs == [0.01, 0.001]
     assert all((job / "metrics.json").is_file() for job in jobs)
+    logs = [(job / "train.log").read_text() for job in jobs]
+    decoded = re.search(r"decoding (\d+) images of training_frames_keypoints.csv", logs[0])
+    assert decoded and "decoding" not in logs[1]  # one process: the images decoded once
+    assert f"reusing the {decoded[1]} images the previous job decoded" in logs[1]
 
 
 @pytest.mark.parametrize("how", ["ckpt_path=last", "SLURM requeue"])
