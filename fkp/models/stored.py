@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -186,15 +186,25 @@ class TrainedNetwork(nn.Module):
     def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TrainedNetwork:
         """The network of an fkp checkpoint, ready for evaluation; a file that is not one is
         one sentence."""
-        checkpoint = read_checkpoint(path)
-        settings = stored_settings(checkpoint, path)
-        try:
-            model = cls(**settings)
-        except TypeError as e:
-            raise FkpError(
-                f"{path}: unusable model settings ({e}); use another checkpoint."
-            ) from None
-        weights = {k: v for k, v in upgrade_state_dict(checkpoint["state_dict"]).items()
-                   if k.startswith("net.")}  # fmt: skip
-        load_weights(model, weights, path)
-        return model.to(map_location).eval()
+        return restored(cls, path, map_location, weights="net.")
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def restored(
+    cls: type[M], path: str | Path, map_location: str | torch.device = "cpu", weights: str = ""
+) -> M:
+    """`cls` built from a checkpoint's settings, holding its weights (those whose names start
+    with `weights`), in eval mode: `TrainedNetwork` for inference, `KeypointModule` for
+    Lightning. A file that is not an fkp checkpoint is one sentence."""
+    checkpoint = read_checkpoint(path)
+    settings = stored_settings(checkpoint, path)
+    try:
+        model = cls(**settings)
+    except TypeError as e:
+        raise FkpError(f"{path}: unusable model settings ({e}); use another checkpoint.") from None
+    state = {k: v for k, v in upgrade_state_dict(checkpoint["state_dict"]).items()
+             if k.startswith(weights)}  # fmt: skip
+    load_weights(model, state, path)
+    return model.to(map_location).eval()

@@ -15,8 +15,7 @@ from fkp.errors import FkpError
 from fkp.evaluation.metrics import KeypointMetrics
 from fkp.geometry import to_image
 from fkp.landmarks import landmark_set
-from fkp.models.backbones import upgrade_state_dict
-from fkp.models.stored import keypoint_network, load_weights, read_checkpoint, stored_settings
+from fkp.models.stored import keypoint_network, restored
 from fkp.training.checkpoints import accepted_callback_states
 
 log = logging.getLogger("fkp.train")
@@ -77,21 +76,11 @@ class KeypointModule(pl.LightningModule):
 
     @classmethod
     def restore(cls, path: str | Path, map_location: str | torch.device = "cpu") -> KeypointModule:
-        """Load a trained model for evaluation or prediction (no pretrained download).
-
-        The file is read as data (`fkp.models.stored.read_checkpoint`): its settings choose a
-        network from fkp's registry and nothing else.
-        """
-        checkpoint = read_checkpoint(path)
-        settings = stored_settings(checkpoint, path)
-        try:
-            model = cls(**settings)
-        except TypeError as e:
-            raise FkpError(
-                f"{path}: unusable model settings ({e}); use another checkpoint."
-            ) from None
-        load_weights(model, upgrade_state_dict(checkpoint["state_dict"]), path)
-        return model.to(map_location).eval()
+        """The LightningModule of a checkpoint, with its weights (no pretrained download),
+        for Lightning's validate or test or to train on; inference needs no Lightning
+        (`fkp.models.stored.TrainedNetwork`). The file is read as data: its settings choose a
+        network from fkp's registry and nothing else."""
+        return restored(cls, path, map_location)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # What a resume must match: checked by fkp.training.checkpoints.check_resume before fitting.
