@@ -1,6 +1,7 @@
 """Inference speed beside dlib: the network alone, one keypoint pass per face, and whole photos.
 
-    python bench/predict_speed.py [--ckpt <file.ckpt>] [--images ../shared/data/images/*.jpg]
+    python bench/predict_speed.py [--ckpt <file.ckpt> [--onnx <file.int8.onnx>]]
+        [--images ../shared/data/images/*.jpg]
 
 Everything on 1 thread (onnxruntime, OpenCV, PyTorch; run with OMP_NUM_THREADS=1 so the
 detector's OpenMP threads do too), each figure the best of several rounds, the methods taking
@@ -155,12 +156,19 @@ def photo_rows(int8: FaceKeypointDetector, paths: list[str], hog, predictor) -> 
     return rows
 
 
-def measure(ckpt: str | None, paths: list[str]) -> list[Row]:
+def measure(ckpt: str | None, paths: list[str], onnx: str | None = None) -> list[Row]:
+    """ckpt: a model of one's own (default: the shipped one); onnx: its int8 export
+    (`export.py precision=int8`), which predict.py runs; without it a checkpoint of one's own
+    runs float32 on onnxruntime."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if ckpt:
         det = FaceKeypointDetector.from_checkpoint(ckpt, runtime="torch")
-        int8 = FaceKeypointDetector.from_checkpoint(ckpt, threads=1)
+        int8 = (
+            FaceKeypointDetector.from_onnx(onnx, threads=1)
+            if onnx
+            else FaceKeypointDetector.from_checkpoint(ckpt, threads=1)
+        )
     else:
         det = FaceKeypointDetector.from_pretrained(runtime="torch")
         int8 = FaceKeypointDetector.from_pretrained(threads=1)
@@ -176,11 +184,12 @@ def measure(ckpt: str | None, paths: list[str]) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default=None, help="default: the shipped model")
+    parser.add_argument("--onnx", default=None, help="the checkpoint's int8 export, if any")
     parser.add_argument(
         "--images", nargs="+", default=sorted(glob.glob("../shared/data/images/*.jpg"))
     )
     args = parser.parse_args()
-    print_rows((measure(args.ckpt, args.images), hardware(threads=1)))
+    print_rows((measure(args.ckpt, args.images, args.onnx), hardware(threads=1)))
 
 
 if __name__ == "__main__":
