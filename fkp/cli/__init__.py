@@ -41,11 +41,12 @@ def settings_help(command: str) -> str:
     from fkp import CONF_DIR
 
     path = CONF_DIR / f"{command}.yaml"
+    text = path.read_text()
     lines = [f"fkp {command}: {COMMANDS[command][1]}", "",
              f"usage: fkp {command} [setting=value ...]   (python {command}.py ... in a checkout)",
-             "", f"settings ({path}):", "", path.read_text().rstrip(), ""]  # fmt: skip
+             "", f"settings ({path}):", "", text.rstrip(), ""]  # fmt: skip
     groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-    used = [g for g in groups if f"- {g}" in path.read_text() or f"/{g}" in path.read_text()]
+    used = [g for g in groups if f"- {g}" in text or f"/{g}" in text]
     for group in used:
         for folder in [CONF_DIR / group, *sorted((CONF_DIR / group).iterdir())]:
             options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []

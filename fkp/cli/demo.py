@@ -132,14 +132,9 @@ def read_upload(path: str | None) -> np.ndarray:
         raise not_an_image from None
 
 
-def thumbnail(path: str | None) -> np.ndarray | None:
-    """The uploaded photo reduced to THUMBNAIL_SIDE, shown beside its file name so the visitor
-    sees which photo the keypoints are for; None where fkp cannot read it (the keypoints
-    request says why)."""
-    try:
-        image = read_upload(path)
-    except FkpError:
-        return None
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """The photo reduced to THUMBNAIL_SIDE, shown under its file name so the visitor sees
+    which photo the keypoints are for."""
     scale = THUMBNAIL_SIDE / max(image.shape[:2])
     if scale >= 1:
         return image
@@ -148,10 +143,10 @@ def thumbnail(path: str | None) -> np.ndarray | None:
 
 
 def find_keypoints(
-    models: Models, path: str | None, spec: str, refine: int, flip_test: bool, parts: bool
+    models: Models, image: np.ndarray, spec: str, refine: int, flip_test: bool, parts: bool
 ) -> tuple[np.ndarray | None, str, str]:
-    """One request: (annotated image, JSON text, timing line)."""
-    image = read_upload(path)
+    """One request on a photo `read_upload` decoded: (annotated image, JSON text, timing
+    line)."""
     start = time.perf_counter()
     det = models.get(spec or "pretrained", int(refine), bool(flip_test))
     loaded = time.perf_counter()
@@ -189,10 +184,14 @@ def build_app(cfg: DictConfig):
     models = Models(cfg, choices)
 
     def run(upload, picture, spec, refine, flip_test, parts):
+        """(thumbnail of an uploaded photo, or no change for a webcam picture, then
+        find_keypoints' outputs); the photo is decoded once for both."""
         try:
-            return find_keypoints(models, upload or picture, spec, refine, flip_test, parts)
+            image = read_upload(upload or picture)
+            found = find_keypoints(models, image, spec, refine, flip_test, parts)
         except FkpError as e:  # the user's file or choice: a message in the page
             raise gr.Error(str(e), print_exception=False) from None
+        return (thumbnail(image) if upload else gr.skip(), *found)
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # fmt: skip
@@ -221,10 +220,12 @@ def build_app(cfg: DictConfig):
                 timing = gr.Markdown(elem_id="timing")
                 text = gr.Textbox(label="keypoints JSON", lines=8, max_lines=20,
                                   elem_id="json")  # fmt: skip
-        outputs = [shown, text, timing]
+        outputs = [preview, shown, text, timing]
         button.click(run, [upload, picture, model, refine, flip, parts], outputs)
-        upload.upload(run, [upload, picture, model, refine, flip, parts], outputs)
-        upload.upload(thumbnail, upload, preview)
+        # a new file clears the last one's thumbnail first: a file fkp refuses shows none
+        upload.upload(lambda: None, None, preview).then(
+            run, [upload, picture, model, refine, flip, parts], outputs
+        )
         upload.clear(lambda: None, None, preview)
         no_file = gr.State(None)  # a new webcam picture wins over an earlier upload
         picture.input(run, [no_file, picture, model, refine, flip, parts], outputs)

@@ -22,6 +22,7 @@ from fkp.data.io import (
     KeypointTable,
     check_extent,
     check_images_exist,
+    check_points_in_decoded,
     check_points_in_images,
     image_sizes,
     load_images,
@@ -209,8 +210,7 @@ class FaceKeypointsDataModule(pl.LightningDataModule):
                     log.info("%s: reusing the %d images the previous job decoded",
                              table.csv_path.name, len(table))  # fmt: skip
                     images = kept[1]
-                    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32)
-                    check_points_in_images(table, sizes.reshape(-1, 2))
+                    check_points_in_decoded(table, images)  # the rows may have changed
                 else:
                     del kept  # freed before the new images are decoded
                     log.info("decoding %d images of %s", len(table), table.csv_path.name)

@@ -305,9 +305,14 @@ def load_images(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         images = list(pool.map(read, table.names))
-    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
-    check_points_in_images(table, sizes)
+    check_points_in_decoded(table, images)
     return images
+
+
+def check_points_in_decoded(table: KeypointTable, images: list[np.ndarray]) -> int:
+    """`check_points_in_images` for images already decoded (their sizes are their shapes)."""
+    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
+    return check_points_in_images(table, sizes)
 
 
 def image_sizes(image_dir: Path, names: list[str], workers: int = 4) -> np.ndarray:

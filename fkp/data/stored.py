@@ -15,13 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fkp.data.io import (
-    check_extent,
-    check_images_exist,
-    check_points_in_images,
-    decode_image,
-    read_keypoints_csv,
-)
+from fkp.data.io import check_extent, load_images, read_keypoints_csv
 from fkp.data.splits import DataSplits
 from fkp.errors import FkpError
 from fkp.landmarks import landmark_set
@@ -73,11 +67,7 @@ def load_faces(
         rows = np.random.default_rng(seed).choice(len(table), sample, replace=False)
         table = table.subset(np.sort(rows))
     check_extent(table)
-    check_images_exist(table, folder)
-    images = [decode_image(folder / n) for n in table.names]
-    sizes = np.array([im.shape[1::-1] for im in images], dtype=np.float32).reshape(-1, 2)
-    check_points_in_images(table, sizes)
-    return table.names, table.keypoints, images
+    return table.names, table.keypoints, load_images(table, folder)
 
 
 def test_faces_of(table, split: DataSplits, cfg: Mapping[str, Any], settings: dict):
